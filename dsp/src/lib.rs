@@ -1,0 +1,1 @@
+//! ember-dsp (see DESIGN §1).

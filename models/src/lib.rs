@@ -1,0 +1,1 @@
+//! ember-models (see DESIGN §1).

@@ -1,0 +1,1 @@
+//! ember-protocol (see DESIGN §1).
