@@ -1,1 +1,27 @@
-//! ember-dsp (see DESIGN §1).
+//! ember-dsp: the synchronous signal code of Ember (DESIGN §1).
+//!
+//! Everything here runs on a blocking thread and knows nothing of HTTP, tokio or
+//! models: it turns uploaded bytes into 16 kHz mono `f32` samples, the one format
+//! every model consumes.
+//!
+//! - [`sniff`] tells containers apart by their magic bytes.
+//! - [`decode_file`] / [`decode_bytes`] decode any supported upload incrementally
+//!   (symphonia for WAV/FLAC/MP3/Vorbis/AAC, `ogg`/`matroska-demuxer` + `opus-rs`
+//!   for Opus), downmix and resample to [`SAMPLE_RATE`].
+//! - [`Resampler16k`] and [`mix`] are the streaming building blocks, reusable by
+//!   the live-stream path.
+
+pub mod decode;
+pub mod error;
+pub mod mix;
+pub mod resample;
+pub mod sniff;
+
+
+pub use error::DspError;
+pub use resample::{resample_to_16k, Resampler16k};
+pub use sniff::{looks_like_url, sniff, Container};
+
+/// The sample rate of every buffer this crate hands out: what Whisper, Silero VAD
+/// and the CTC aligner all expect.
+pub const SAMPLE_RATE: u32 = 16_000;

@@ -1,1 +1,19 @@
-//! ember-server library.
+//! The Ember server: configuration, the axum app, handlers, the pipeline shared by HTTP
+//! and the CLI, and the one HTTP error type.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod pipeline;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod telemetry;
+pub mod transcript;
+pub mod upload;
+
+pub use app::app;
+pub use state::{AppState, Limits};

@@ -1,1 +1,8 @@
-//! The single integration-test binary (DESIGN §1): real server, real weights.
+//! The single integration-test binary (DESIGN §1): real servers on port 0 with real
+//! converted weights from `EMBER_MODELS_DIR` (installed by `scripts/test.sh`).
+
+mod accuracy;
+mod errors;
+mod formats;
+mod support;
+mod wer;

@@ -1,0 +1,72 @@
+//! The axum router and its layers: request id, tracing, panic catcher, body limit,
+//! auth, request timeout (DESIGN §1 data flow).
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use ember_protocol::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::require_key;
+use crate::error::ApiError;
+use crate::routes::{audio, meta};
+use crate::state::AppState;
+
+/// Multipart framing and text fields on top of the audio itself.
+const BODY_OVERHEAD_BYTES: u64 = 4 << 20;
+
+/// Every audio route is served under `/v1`, `/inference/v1`, and the Fireworks SDK's
+/// doubled `/inference/v1/v1` (PROTOCOL §1.1).
+const PREFIXES: &[&str] = &["/v1", "/inference/v1", "/inference/v1/v1"];
+
+/// Builds the application for a state (tests drive this directly).
+pub fn app(state: AppState) -> Router {
+    let mut api = Router::new();
+    for prefix in PREFIXES {
+        api = api
+            .route(&format!("{prefix}/audio/transcriptions"), post(audio::transcriptions))
+            .route(&format!("{prefix}/audio/translations"), post(audio::translations))
+            .route(&format!("{prefix}/models"), get(meta::models));
+    }
+    let body_limit = state
+        .limits
+        .max_upload_bytes
+        .saturating_add(BODY_OVERHEAD_BYTES)
+        .min(usize::MAX as u64) as usize;
+    let api = api
+        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
+        .layer(middleware::from_fn_with_state(state.keys.clone(), require_key))
+        .layer(DefaultBodyLimit::max(body_limit));
+    Router::new()
+        .route("/health", get(meta::health))
+        .merge(api)
+        .fallback(meta::not_found)
+        .method_not_allowed_fallback(meta::method_not_allowed)
+        .with_state(state)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("internal error while handling the request").into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+/// Ends a request that runs past the configured timeout with 408; dropping the handler
+/// future cancels its ASR job.
+async fn request_timeout(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let limit: Duration = state.limits.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            ErrorCode::Timeout,
+            format!("the request did not finish within {} s", limit.as_secs()),
+        )
+        .into_response(),
+    }
+}

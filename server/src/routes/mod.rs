@@ -1,0 +1,4 @@
+//! HTTP routes. Handlers stay thin; the pipeline does the work.
+
+pub mod audio;
+pub mod meta;
