@@ -4,7 +4,7 @@
 //! models: it turns uploaded bytes into 16 kHz mono `f32` samples, the one format
 //! every model consumes.
 //!
-//! - [`sniff`] tells containers apart by their magic bytes.
+//! - [`sniff()`] tells containers apart by their magic bytes.
 //! - [`decode_file`] / [`decode_bytes`] decode any supported upload incrementally
 //!   (symphonia for WAV/FLAC/MP3/Vorbis/AAC, `ogg`/`matroska-demuxer` + `opus-rs`
 //!   for Opus), downmix and resample to [`SAMPLE_RATE`].
@@ -17,7 +17,9 @@ pub mod mix;
 pub mod resample;
 pub mod sniff;
 
-
+pub use decode::{
+    decode_bytes, decode_bytes_with, decode_file, decode_file_with, DecodeOptions, DecodedAudio,
+};
 pub use error::DspError;
 pub use resample::{resample_to_16k, Resampler16k};
 pub use sniff::{looks_like_url, sniff, Container};

@@ -221,7 +221,8 @@ pub fn resample_to_16k(samples: &[f32], rate: u32) -> Vec<f32> {
     let Ok(mut resampler) = Resampler16k::new(rate) else {
         return Vec::new();
     };
-    let mut out = Vec::with_capacity(usize::try_from(expected_len(samples.len() as u64, rate)).unwrap_or(0));
+    let mut out =
+        Vec::with_capacity(usize::try_from(expected_len(samples.len() as u64, rate)).unwrap_or(0));
     resampler.process_into(samples, &mut out);
     resampler.finish_into(&mut out);
     out
@@ -319,7 +320,9 @@ mod tests {
         }
         pieces.extend(resampler.finish());
         assert_eq!(pieces.len(), whole.len());
-        assert_eq!(whole.len(), (1.3f64 * 44_100.0) as usize * 16_000 / 44_100 + 1);
+        assert_eq!(input.len(), 57_329);
+        // 57,329 × 16,000 / 44,100 = 20,799.6, rounded up.
+        assert_eq!(whole.len(), 20_800);
         for (a, b) in pieces.iter().zip(&whole) {
             assert!((a - b).abs() < 1e-6);
         }

@@ -276,7 +276,16 @@ fn run_job(states: &mut WorkerStates, job: AsrJob, threads: usize, beam_size: u3
         return;
     }
     let started = Instant::now();
-    let result = decode(states, &job.model, job.request, &job.cancel, job.deadline, job.hooks, threads, beam_size);
+    let result = decode(
+        states,
+        &job.model,
+        job.request,
+        &job.cancel,
+        job.deadline,
+        job.hooks,
+        threads,
+        beam_size,
+    );
     let result = match result {
         Err(_) if job.cancel.is_cancelled() => Err(ModelError::Cancelled),
         Err(_) if Instant::now() >= job.deadline => Err(ModelError::DeadlineExceeded),
@@ -322,7 +331,10 @@ fn decode(
     let mut params = FullParams::new(strategy);
     params.set_n_threads(threads as i32);
     params.set_translate(request.task == AsrTask::Translate);
-    let language = request.language.clone().unwrap_or_else(|| "auto".to_string());
+    let language = request
+        .language
+        .clone()
+        .unwrap_or_else(|| "auto".to_string());
     params.set_language(Some(language.as_str()));
     params.set_print_progress(false);
     params.set_print_realtime(false);
@@ -377,7 +389,11 @@ pub fn temperature_schedule(temperatures: &[f32]) -> (f32, f32) {
     }
 }
 
-fn collect_segments(state: &WhisperState, model: &LoadedModel, temperature: f32) -> Vec<AsrSegment> {
+fn collect_segments(
+    state: &WhisperState,
+    model: &LoadedModel,
+    temperature: f32,
+) -> Vec<AsrSegment> {
     let eot = model.context.token_eot();
     let mut segments = Vec::new();
     for segment in state.as_iter() {
@@ -458,7 +474,9 @@ mod tests {
 
     #[test]
     fn repetitive_text_compresses_more() {
-        let normal = compression_ratio("And so my fellow Americans, ask not what your country can do for you.");
+        let normal = compression_ratio(
+            "And so my fellow Americans, ask not what your country can do for you.",
+        );
         let looped = compression_ratio(&"thank you ".repeat(30));
         assert!(looped > 2.4 && normal < 2.0, "{normal} {looped}");
     }

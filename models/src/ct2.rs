@@ -186,10 +186,11 @@ impl Ct2Model {
                 shape.push(read_u32(&mut r)? as usize);
             }
             let dtype_id = read_u8(&mut r)?;
-            let dtype = Ct2DType::from_id(dtype_id).ok_or_else(|| ConvertError::UnsupportedDType {
-                name: name.clone(),
-                dtype: format!("id {dtype_id}"),
-            })?;
+            let dtype =
+                Ct2DType::from_id(dtype_id).ok_or_else(|| ConvertError::UnsupportedDType {
+                    name: name.clone(),
+                    dtype: format!("id {dtype_id}"),
+                })?;
             let n_bytes = read_u32(&mut r)? as usize;
             let expected = shape.iter().product::<usize>() * dtype.size();
             if n_bytes != expected {
@@ -244,7 +245,10 @@ pub fn read_vocabulary(dir: &Path) -> Result<Vec<String>, ConvertError> {
             source,
         })?;
         return serde_json::from_str(&text).map_err(|e| {
-            ConvertError::Vocabulary(format!("{} is not a JSON string array: {e}", json.display()))
+            ConvertError::Vocabulary(format!(
+                "{} is not a JSON string array: {e}",
+                json.display()
+            ))
         });
     }
     let txt = dir.join("vocabulary.txt");
@@ -292,6 +296,7 @@ fn read_string(r: &mut impl Read) -> Result<String, ConvertError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
 
@@ -375,7 +380,11 @@ pub(crate) mod tests {
     fn parses_variables_dtypes_and_aliases() {
         let qkv: Vec<f32> = (0..12).map(|i| i as f32 * 0.5).collect();
         let bytes = Ct2Builder::new()
-            .f16("encoder/layer_0/self_attention/linear_0/weight", &[6, 2], &qkv)
+            .f16(
+                "encoder/layer_0/self_attention/linear_0/weight",
+                &[6, 2],
+                &qkv,
+            )
             .f32("encoder/layer_norm/gamma", &[2], &[1.0, -2.5])
             .i16_scalar("encoder/num_heads", 6)
             .alias("decoder/projection/weight", "encoder/layer_norm/gamma")
@@ -385,12 +394,17 @@ pub(crate) mod tests {
         assert_eq!(m.spec, "WhisperSpec");
         assert_eq!(m.revision, 3);
         assert_eq!(m.variables.len(), 3);
-        let w = m.require("encoder/layer_0/self_attention/linear_0/weight").unwrap();
+        let w = m
+            .require("encoder/layer_0/self_attention/linear_0/weight")
+            .unwrap();
         assert_eq!(w.shape, vec![6, 2]);
         assert_eq!(w.dtype, Ct2DType::F16);
         assert_eq!(w.to_f32("w").unwrap(), qkv);
         assert_eq!(
-            m.get("decoder/projection/weight").unwrap().to_f32("p").unwrap(),
+            m.get("decoder/projection/weight")
+                .unwrap()
+                .to_f32("p")
+                .unwrap(),
             vec![1.0, -2.5]
         );
         assert_eq!(m.get("encoder/num_heads").unwrap().scalar_int(), Some(6));
@@ -419,7 +433,11 @@ pub(crate) mod tests {
     #[test]
     fn reads_both_vocabulary_formats() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("vocabulary.txt"), "a\nĠb\n\n<|endoftext|>\n").unwrap();
+        std::fs::write(
+            dir.path().join("vocabulary.txt"),
+            "a\nĠb\n\n<|endoftext|>\n",
+        )
+        .unwrap();
         assert_eq!(
             read_vocabulary(dir.path()).unwrap(),
             vec!["a", "Ġb", "", "<|endoftext|>"]

@@ -8,7 +8,10 @@ use crate::pool::SubmitError;
 pub enum ModelError {
     /// The requested model name matches no installed model (strict mode only).
     #[error("model `{requested}` is not installed; installed models: {installed}")]
-    UnknownModel { requested: String, installed: String },
+    UnknownModel {
+        requested: String,
+        installed: String,
+    },
     /// The request asks for something the chosen model cannot do (e.g. translate with an `.en` model).
     #[error("{0}")]
     Unsupported(String),

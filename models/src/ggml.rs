@@ -31,6 +31,8 @@ pub const Q8_0_BLOCK_BYTES: usize = 2 + QK8_0;
 const N_FFT: usize = 400;
 /// Whisper's sample rate.
 const SAMPLE_RATE: f64 = 16_000.0;
+/// Vocabulary entries written to the file (ids 0..=50256).
+const N_BPE_TOKENS: usize = 50257;
 /// Scalar CTranslate2 settings that are not weights (DESIGN §3); matched on the last path part.
 const SETTING_SUFFIXES: &[&str] = &[
     "num_heads",
@@ -62,7 +64,9 @@ pub enum ConvertError {
     #[error("CTranslate2 spec `{0}` is not WhisperSpec")]
     NotWhisper(String),
     /// A variable has a type the converter cannot turn into floats (e.g. an int8 export).
-    #[error("variable `{name}` has unsupported type {dtype} (export the model as float16/float32)")]
+    #[error(
+        "variable `{name}` has unsupported type {dtype} (export the model as float16/float32)"
+    )]
     UnsupportedDType { name: String, dtype: String },
     /// A variable whisper.cpp needs is absent.
     #[error("CTranslate2 model has no variable `{0}`")]
@@ -140,7 +144,7 @@ pub struct ConvertStats {
     pub n_tensors: usize,
     /// Of those, how many were quantized to q8_0.
     pub n_quantized: usize,
-    /// Vocabulary entries written (ids below `<|endoftext|>`).
+    /// Vocabulary entries written (50257: ids 0..=50256).
     pub n_tokens: usize,
     /// Output file size.
     pub bytes: u64,
@@ -347,9 +351,8 @@ pub fn plan_whisper_tensors(
     if model.spec != "WhisperSpec" {
         return Err(ConvertError::NotWhisper(model.spec.clone()));
     }
-    let dims = |name: &str| -> Result<Vec<usize>, ConvertError> {
-        Ok(model.require(name)?.shape.clone())
-    };
+    let dims =
+        |name: &str| -> Result<Vec<usize>, ConvertError> { Ok(model.require(name)?.shape.clone()) };
     let conv1 = dims("encoder/conv1/weight")?;
     let emb = dims("decoder/embeddings/weight")?;
     let enc_pos = dims("encoder/position_encodings/encodings")?;
@@ -359,16 +362,28 @@ pub fn plan_whisper_tensors(
         detail,
     };
     let [n_audio_state, n_mels, 3] = conv1[..] else {
-        return Err(bad("encoder/conv1/weight", format!("expected [state, mels, 3], got {conv1:?}")));
+        return Err(bad(
+            "encoder/conv1/weight",
+            format!("expected [state, mels, 3], got {conv1:?}"),
+        ));
     };
     let [n_vocab, n_text_state] = emb[..] else {
-        return Err(bad("decoder/embeddings/weight", format!("expected 2-D, got {emb:?}")));
+        return Err(bad(
+            "decoder/embeddings/weight",
+            format!("expected 2-D, got {emb:?}"),
+        ));
     };
     let [n_audio_ctx, _] = enc_pos[..] else {
-        return Err(bad("encoder/position_encodings/encodings", format!("expected 2-D, got {enc_pos:?}")));
+        return Err(bad(
+            "encoder/position_encodings/encodings",
+            format!("expected 2-D, got {enc_pos:?}"),
+        ));
     };
     let [n_text_ctx, _] = dec_pos[..] else {
-        return Err(bad("decoder/position_encodings/encodings", format!("expected 2-D, got {dec_pos:?}")));
+        return Err(bad(
+            "decoder/position_encodings/encodings",
+            format!("expected 2-D, got {dec_pos:?}"),
+        ));
     };
     let heads = |side: &str, state: usize| -> usize {
         model
@@ -393,21 +408,46 @@ pub fn plan_whisper_tensors(
     };
 
     let mut plans = Vec::new();
-    let mut add = |name: String, source: String, rows: Option<(usize, usize)>, shape: Vec<usize>, storage| {
-        plans.push(TensorPlan {
-            name,
-            source,
-            rows,
-            shape,
-            storage,
-        });
-    };
+    let mut add =
+        |name: String, source: String, rows: Option<(usize, usize)>, shape: Vec<usize>, storage| {
+            plans.push(TensorPlan {
+                name,
+                source,
+                rows,
+                shape,
+                storage,
+            });
+        };
 
     let (a, t) = (hp.n_audio_state, hp.n_text_state);
-    add("encoder.conv1.weight".into(), "encoder/conv1/weight".into(), None, vec![a, hp.n_mels, 3], Storage::F16);
-    add("encoder.conv1.bias".into(), "encoder/conv1/bias".into(), None, vec![a, 1], Storage::F32);
-    add("encoder.conv2.weight".into(), "encoder/conv2/weight".into(), None, vec![a, a, 3], Storage::F16);
-    add("encoder.conv2.bias".into(), "encoder/conv2/bias".into(), None, vec![a, 1], Storage::F32);
+    add(
+        "encoder.conv1.weight".into(),
+        "encoder/conv1/weight".into(),
+        None,
+        vec![a, hp.n_mels, 3],
+        Storage::F16,
+    );
+    add(
+        "encoder.conv1.bias".into(),
+        "encoder/conv1/bias".into(),
+        None,
+        vec![a, 1],
+        Storage::F32,
+    );
+    add(
+        "encoder.conv2.weight".into(),
+        "encoder/conv2/weight".into(),
+        None,
+        vec![a, a, 3],
+        Storage::F16,
+    );
+    add(
+        "encoder.conv2.bias".into(),
+        "encoder/conv2/bias".into(),
+        None,
+        vec![a, 1],
+        Storage::F32,
+    );
     add(
         "encoder.positional_embedding".into(),
         "encoder/position_encodings/encodings".into(),
@@ -419,7 +459,12 @@ pub fn plan_whisper_tensors(
         let src = format!("encoder/layer_{i}");
         let dst = format!("encoder.blocks.{i}");
         self_attention(&mut add, &src, &dst, a);
-        layer_norm(&mut add, &format!("{src}/self_attention/layer_norm"), &format!("{dst}.attn_ln"), a);
+        layer_norm(
+            &mut add,
+            &format!("{src}/self_attention/layer_norm"),
+            &format!("{dst}.attn_ln"),
+            a,
+        );
         mlp(&mut add, &src, &dst, a);
     }
     layer_norm(&mut add, "encoder/layer_norm", "encoder.ln_post", a);
@@ -442,15 +487,57 @@ pub fn plan_whisper_tensors(
         let src = format!("decoder/layer_{i}");
         let dst = format!("decoder.blocks.{i}");
         self_attention(&mut add, &src, &dst, t);
-        layer_norm(&mut add, &format!("{src}/self_attention/layer_norm"), &format!("{dst}.attn_ln"), t);
+        layer_norm(
+            &mut add,
+            &format!("{src}/self_attention/layer_norm"),
+            &format!("{dst}.attn_ln"),
+            t,
+        );
         // Cross-attention: linear_0 = query, linear_1 = fused key/value (key first), linear_2 = out.
         let x = format!("{src}/attention");
         let y = format!("{dst}.cross_attn");
-        linear(&mut add, &format!("{x}/linear_0"), &format!("{y}.query"), None, t, t, true);
-        linear(&mut add, &format!("{x}/linear_1"), &format!("{y}.key"), Some((0, t)), t, t, false);
-        linear(&mut add, &format!("{x}/linear_1"), &format!("{y}.value"), Some((t, 2 * t)), t, t, true);
-        linear(&mut add, &format!("{x}/linear_2"), &format!("{y}.out"), None, t, t, true);
-        layer_norm(&mut add, &format!("{x}/layer_norm"), &format!("{dst}.cross_attn_ln"), t);
+        linear(
+            &mut add,
+            &format!("{x}/linear_0"),
+            &format!("{y}.query"),
+            None,
+            t,
+            t,
+            true,
+        );
+        linear(
+            &mut add,
+            &format!("{x}/linear_1"),
+            &format!("{y}.key"),
+            Some((0, t)),
+            t,
+            t,
+            false,
+        );
+        linear(
+            &mut add,
+            &format!("{x}/linear_1"),
+            &format!("{y}.value"),
+            Some((t, 2 * t)),
+            t,
+            t,
+            true,
+        );
+        linear(
+            &mut add,
+            &format!("{x}/linear_2"),
+            &format!("{y}.out"),
+            None,
+            t,
+            t,
+            true,
+        );
+        layer_norm(
+            &mut add,
+            &format!("{x}/layer_norm"),
+            &format!("{dst}.cross_attn_ln"),
+            t,
+        );
         mlp(&mut add, &src, &dst, t);
     }
     layer_norm(&mut add, "decoder/layer_norm", "decoder.ln", t);
@@ -466,21 +553,86 @@ type AddFn<'a> = dyn FnMut(String, String, Option<(usize, usize)>, Vec<usize>, S
 /// the same amount, which softmax ignores.
 fn self_attention(add: &mut AddFn<'_>, src: &str, dst: &str, n: usize) {
     let qkv = format!("{src}/self_attention/linear_0");
-    linear(add, &qkv, &format!("{dst}.attn.query"), Some((0, n)), n, n, true);
-    linear(add, &qkv, &format!("{dst}.attn.key"), Some((n, 2 * n)), n, n, false);
-    linear(add, &qkv, &format!("{dst}.attn.value"), Some((2 * n, 3 * n)), n, n, true);
-    linear(add, &format!("{src}/self_attention/linear_1"), &format!("{dst}.attn.out"), None, n, n, true);
+    linear(
+        add,
+        &qkv,
+        &format!("{dst}.attn.query"),
+        Some((0, n)),
+        n,
+        n,
+        true,
+    );
+    linear(
+        add,
+        &qkv,
+        &format!("{dst}.attn.key"),
+        Some((n, 2 * n)),
+        n,
+        n,
+        false,
+    );
+    linear(
+        add,
+        &qkv,
+        &format!("{dst}.attn.value"),
+        Some((2 * n, 3 * n)),
+        n,
+        n,
+        true,
+    );
+    linear(
+        add,
+        &format!("{src}/self_attention/linear_1"),
+        &format!("{dst}.attn.out"),
+        None,
+        n,
+        n,
+        true,
+    );
 }
 
 fn mlp(add: &mut AddFn<'_>, src: &str, dst: &str, n: usize) {
-    layer_norm(add, &format!("{src}/ffn/layer_norm"), &format!("{dst}.mlp_ln"), n);
-    linear(add, &format!("{src}/ffn/linear_0"), &format!("{dst}.mlp.0"), None, 4 * n, n, true);
-    linear(add, &format!("{src}/ffn/linear_1"), &format!("{dst}.mlp.2"), None, n, 4 * n, true);
+    layer_norm(
+        add,
+        &format!("{src}/ffn/layer_norm"),
+        &format!("{dst}.mlp_ln"),
+        n,
+    );
+    linear(
+        add,
+        &format!("{src}/ffn/linear_0"),
+        &format!("{dst}.mlp.0"),
+        None,
+        4 * n,
+        n,
+        true,
+    );
+    linear(
+        add,
+        &format!("{src}/ffn/linear_1"),
+        &format!("{dst}.mlp.2"),
+        None,
+        n,
+        4 * n,
+        true,
+    );
 }
 
 fn layer_norm(add: &mut AddFn<'_>, src: &str, dst: &str, n: usize) {
-    add(format!("{dst}.weight"), format!("{src}/gamma"), None, vec![n], Storage::F32);
-    add(format!("{dst}.bias"), format!("{src}/beta"), None, vec![n], Storage::F32);
+    add(
+        format!("{dst}.weight"),
+        format!("{src}/gamma"),
+        None,
+        vec![n],
+        Storage::F32,
+    );
+    add(
+        format!("{dst}.bias"),
+        format!("{src}/beta"),
+        None,
+        vec![n],
+        Storage::F32,
+    );
 }
 
 fn linear(
@@ -492,9 +644,21 @@ fn linear(
     in_dim: usize,
     with_bias: bool,
 ) {
-    add(format!("{dst}.weight"), format!("{src}/weight"), rows, vec![out_dim, in_dim], Storage::Matrix);
+    add(
+        format!("{dst}.weight"),
+        format!("{src}/weight"),
+        rows,
+        vec![out_dim, in_dim],
+        Storage::Matrix,
+    );
     if with_bias {
-        add(format!("{dst}.bias"), format!("{src}/bias"), rows, vec![out_dim], Storage::F32);
+        add(
+            format!("{dst}.bias"),
+            format!("{src}/bias"),
+            rows,
+            vec![out_dim],
+            Storage::F32,
+        );
     }
 }
 
@@ -531,7 +695,10 @@ fn check_plans(model: &Ct2Model, plans: &[TensorPlan]) -> Result<(), ConvertErro
         if have != want {
             return Err(ConvertError::Shape {
                 name: p.source.clone(),
-                detail: format!("shape {:?} does not give `{}` {:?}", var.shape, p.name, p.shape),
+                detail: format!(
+                    "shape {:?} does not give `{}` {:?}",
+                    var.shape, p.name, p.shape
+                ),
             });
         }
         let target = model.aliases.get(&p.source).unwrap_or(&p.source);
@@ -550,16 +717,18 @@ fn check_plans(model: &Ct2Model, plans: &[TensorPlan]) -> Result<(), ConvertErro
     Ok(())
 }
 
-/// Vocabulary entries for ids `0..eot` as raw bytes, where `eot` is the id of `<|endoftext|>`
-/// (50256 English-only, 50257 multilingual): exactly the ranks of whisper's tiktoken files.
-/// whisper.cpp adds the special tokens itself.
+/// Vocabulary entries whisper.cpp reads: ids 0..=50256 (GPT-2's BPE ranks plus its
+/// end-of-text slot; multilingual id 50256 is an empty token) as raw bytes, like the files
+/// `convert-pt-to-ggml.py` writes. whisper.cpp adds the other special tokens itself.
 pub fn token_table(vocab: &[String]) -> Result<Vec<Vec<u8>>, ConvertError> {
-    let eot = vocab
-        .iter()
-        .position(|t| t == "<|endoftext|>")
-        .ok_or_else(|| ConvertError::Vocabulary("no `<|endoftext|>` token".into()))?;
+    if vocab.len() < N_BPE_TOKENS {
+        return Err(ConvertError::Vocabulary(format!(
+            "{} tokens, a Whisper vocabulary has at least {N_BPE_TOKENS}",
+            vocab.len()
+        )));
+    }
     let decoder = byte_decoder();
-    vocab[..eot]
+    vocab[..N_BPE_TOKENS]
         .iter()
         .enumerate()
         .map(|(id, tok)| {
@@ -685,6 +854,7 @@ fn f16_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::ct2::tests::Ct2Builder;
@@ -693,22 +863,42 @@ mod tests {
     fn tiny_model() -> Vec<u8> {
         let n = 32;
         let (mels, vocab, actx, tctx) = (4, 6, 5, 3);
-        let ramp = |len: usize, k: f32| -> Vec<f32> { (0..len).map(|i| ((i as f32) * k).sin()).collect() };
+        let ramp =
+            |len: usize, k: f32| -> Vec<f32> { (0..len).map(|i| ((i as f32) * k).sin()).collect() };
         let mut b = Ct2Builder::new()
-            .f16("encoder/conv1/weight", &[n, mels, 3], &ramp(n * mels * 3, 0.1))
+            .f16(
+                "encoder/conv1/weight",
+                &[n, mels, 3],
+                &ramp(n * mels * 3, 0.1),
+            )
             .f16("encoder/conv1/bias", &[n], &ramp(n, 0.2))
             .f16("encoder/conv2/weight", &[n, n, 3], &ramp(n * n * 3, 0.3))
             .f16("encoder/conv2/bias", &[n], &ramp(n, 0.4))
-            .f16("encoder/position_encodings/encodings", &[actx, n], &ramp(actx * n, 0.5))
-            .f16("decoder/embeddings/weight", &[vocab, n], &ramp(vocab * n, 0.6))
-            .f16("decoder/position_encodings/encodings", &[tctx, n], &ramp(tctx * n, 0.7))
+            .f16(
+                "encoder/position_encodings/encodings",
+                &[actx, n],
+                &ramp(actx * n, 0.5),
+            )
+            .f16(
+                "decoder/embeddings/weight",
+                &[vocab, n],
+                &ramp(vocab * n, 0.6),
+            )
+            .f16(
+                "decoder/position_encodings/encodings",
+                &[tctx, n],
+                &ramp(tctx * n, 0.7),
+            )
             .i16_scalar("encoder/num_heads", 2)
             .i16_scalar("decoder/num_heads", 2)
             .i16_scalar("decoder/alignment_layer", -1)
             .alias("decoder/projection/weight", "decoder/embeddings/weight");
         let ln = |b: Ct2Builder, p: &str| {
-            b.f32(&format!("{p}/gamma"), &[n], &vec![1.0; n])
-                .f32(&format!("{p}/beta"), &[n], &vec![0.0; n])
+            b.f32(&format!("{p}/gamma"), &[n], &vec![1.0; n]).f32(
+                &format!("{p}/beta"),
+                &[n],
+                &vec![0.0; n],
+            )
         };
         let lin = |b: Ct2Builder, p: &str, o: usize, i: usize| {
             b.f16(&format!("{p}/weight"), &[o, i], &ramp(o * i, 0.01))
@@ -721,8 +911,16 @@ mod tests {
             let mut qkv_b = vec![1.0; 3 * n];
             qkv_b[n..2 * n].fill(0.0);
             b = b
-                .f16(&format!("{l}/self_attention/linear_0/weight"), &[3 * n, n], &qkv_w)
-                .f16(&format!("{l}/self_attention/linear_0/bias"), &[3 * n], &qkv_b);
+                .f16(
+                    &format!("{l}/self_attention/linear_0/weight"),
+                    &[3 * n, n],
+                    &qkv_w,
+                )
+                .f16(
+                    &format!("{l}/self_attention/linear_0/bias"),
+                    &[3 * n],
+                    &qkv_b,
+                );
             b = lin(b, &format!("{l}/self_attention/linear_1"), n, n);
             b = ln(b, &format!("{l}/self_attention/layer_norm"));
             b = lin(b, &format!("{l}/ffn/linear_0"), 4 * n, n);
@@ -738,11 +936,12 @@ mod tests {
         b.build()
     }
 
+    /// 50257 BPE tokens (the first three distinctive) plus a few specials.
     fn vocab() -> Vec<String> {
-        ["a", "Ġb", "", "<|endoftext|>", "<|startoftranscript|>", "<|en|>"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        let mut v: Vec<String> = ["a", "Ġb", ""].iter().map(|s| s.to_string()).collect();
+        v.resize(N_BPE_TOKENS, "zz".into());
+        v.extend(["<|endoftext|>", "<|startoftranscript|>"].map(String::from));
+        v
     }
 
     #[test]
@@ -761,12 +960,18 @@ mod tests {
         let k = get("encoder.blocks.0.attn.key.weight");
         assert_eq!(k.source, "encoder/layer_0/self_attention/linear_0/weight");
         assert_eq!(k.rows, Some((32, 64)));
-        assert_eq!(get("decoder.blocks.0.cross_attn.value.bias").rows, Some((32, 64)));
+        assert_eq!(
+            get("decoder.blocks.0.cross_attn.value.bias").rows,
+            Some((32, 64))
+        );
         assert_eq!(get("encoder.conv1.bias").shape, vec![32, 1]);
         assert_eq!(get("encoder.conv1.bias").storage, Storage::F32);
         assert_eq!(get("encoder.conv1.weight").storage, Storage::F16);
         assert_eq!(get("decoder.positional_embedding").storage, Storage::F32);
-        assert_eq!(get("decoder.token_embedding.weight").storage, Storage::Matrix);
+        assert_eq!(
+            get("decoder.token_embedding.weight").storage,
+            Storage::Matrix
+        );
         assert!(!plans.iter().any(|p| p.name.ends_with("key.bias")));
     }
 
@@ -777,7 +982,7 @@ mod tests {
         for ty in [GgmlType::F16, GgmlType::Q8_0] {
             let mut out = Vec::new();
             let s = write_whisper_ggml(&model, &vocab(), ty, &mut out).unwrap();
-            assert_eq!(s.n_tokens, 3);
+            assert_eq!(s.n_tokens, N_BPE_TOKENS);
             let mut r = Reader(&out, 0);
             assert_eq!(r.i32() as u32, GGML_MAGIC);
             let hp: Vec<i32> = (0..11).map(|_| r.i32()).collect();
@@ -785,32 +990,49 @@ mod tests {
             assert_eq!(hp[10], if ty == GgmlType::F16 { 1 } else { 2007 });
             assert_eq!((r.i32(), r.i32()), (4, 201));
             r.1 += 4 * 4 * 201;
-            assert_eq!(r.i32(), 3);
-            let toks: Vec<Vec<u8>> = (0..3).map(|_| { let n = r.i32() as usize; r.bytes(n).to_vec() }).collect();
-            assert_eq!(toks, vec![b"a".to_vec(), b" b".to_vec(), vec![]]);
+            assert_eq!(r.i32() as usize, N_BPE_TOKENS);
+            let toks: Vec<Vec<u8>> = (0..N_BPE_TOKENS)
+                .map(|_| {
+                    let n = r.i32() as usize;
+                    r.bytes(n).to_vec()
+                })
+                .collect();
+            assert_eq!(
+                toks[..4],
+                [b"a".to_vec(), b" b".to_vec(), vec![], b"zz".to_vec()]
+            );
             let mut names = Vec::new();
             while r.1 < out.len() {
                 let (n_dims, len, ttype) = (r.i32(), r.i32() as usize, r.i32());
                 let dims: Vec<usize> = (0..n_dims).map(|_| r.i32() as usize).collect();
                 let name = String::from_utf8(r.bytes(len).to_vec()).unwrap();
                 let n: usize = dims.iter().product();
-                let size = match ttype { 0 => 4 * n, 1 => 2 * n, 8 => n / 32 * 34, t => panic!("type {t}") };
+                let size = match ttype {
+                    0 => 4 * n,
+                    1 => 2 * n,
+                    8 => n / 32 * 34,
+                    t => panic!("type {t}"),
+                };
                 let data = r.bytes(size);
                 if name == "encoder.blocks.0.attn.value.weight" {
                     assert_eq!(dims, vec![32, 32]);
-                    let vals = if ttype == 8 { dequantize_q8_0(data, n) } else {
-                        data.chunks(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect()
+                    let vals = if ttype == 8 {
+                        dequantize_q8_0(data, n)
+                    } else {
+                        data.chunks(2)
+                            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                            .collect()
                     };
                     assert!(vals.iter().all(|&v| (v - 2.5).abs() < 0.02), "value rows");
                 }
                 if name == "encoder.conv1.bias" {
-                    assert_eq!((dims, ttype), (vec![1, 32], 0));
+                    assert_eq!((&dims[..], ttype), (&[1, 32][..], 0));
                 }
                 if name == "decoder.token_embedding.weight" || name.ends_with("mlp.0.weight") {
                     assert_eq!(ttype, if ty == GgmlType::F16 { 1 } else { 8 });
                 }
                 if name == "encoder.conv2.weight" {
-                    assert_eq!((dims, ttype), (vec![3, 32, 32], 1));
+                    assert_eq!((&dims[..], ttype), (&[3, 32, 32][..], 1));
                 }
                 names.push(name);
             }
@@ -835,18 +1057,25 @@ mod tests {
     fn leftover_weights_and_wrong_spec_are_errors() {
         let mut model = Ct2Model::parse(tiny_model().as_slice()).unwrap();
         let extra = model.variables["encoder/conv1/bias"].clone();
-        model.variables.insert("encoder/mystery/weight".into(), extra);
+        model
+            .variables
+            .insert("encoder/mystery/weight".into(), extra);
         assert!(matches!(
             plan_whisper_tensors(&model),
             Err(ConvertError::UnexpectedVariable(n)) if n == "encoder/mystery/weight"
         ));
         model.spec = "TransformerSpec".into();
-        assert!(matches!(plan_whisper_tensors(&model), Err(ConvertError::NotWhisper(_))));
+        assert!(matches!(
+            plan_whisper_tensors(&model),
+            Err(ConvertError::NotWhisper(_))
+        ));
     }
 
     #[test]
     fn q8_0_round_trip_error_is_bounded() {
-        let x: Vec<f32> = (0..1000).map(|i| ((i as f32) * 0.37).sin() * (1.0 + i as f32 / 100.0)).collect();
+        let x: Vec<f32> = (0..1000)
+            .map(|i| ((i as f32) * 0.37).sin() * (1.0 + i as f32 / 100.0))
+            .collect();
         let q = quantize_q8_0(&x);
         assert_eq!(q.len(), 1000usize.div_ceil(32) * 34);
         let y = dequantize_q8_0(&q, x.len());
@@ -854,10 +1083,16 @@ mod tests {
             let amax = block_x.iter().fold(0f32, |m, v| m.max(v.abs()));
             for (a, b) in block_x.iter().zip(block_y) {
                 // Half a quantization step, plus the f16 rounding of the scale.
-                assert!((a - b).abs() <= amax / 127.0 * 0.5 + amax * 1e-3, "{a} vs {b}");
+                assert!(
+                    (a - b).abs() <= amax / 127.0 * 0.5 + amax * 1e-3,
+                    "{a} vs {b}"
+                );
             }
         }
-        assert_eq!(dequantize_q8_0(&quantize_q8_0(&[0.0; 32]), 32), vec![0.0; 32]);
+        assert_eq!(
+            dequantize_q8_0(&quantize_q8_0(&[0.0; 32]), 32),
+            vec![0.0; 32]
+        );
     }
 
     #[test]
@@ -887,7 +1122,11 @@ mod tests {
             (79, 190, 0.002_232_054_946_944_117_5),
             (79, 199, 0.000_448_759_004_939_347_5),
         ] {
-            assert!((f64::from(at(m, k)) - v).abs() < 1e-9, "[{m},{k}] = {}", at(m, k));
+            assert!(
+                (f64::from(at(m, k)) - v).abs() < 1e-9,
+                "[{m},{k}] = {}",
+                at(m, k)
+            );
         }
         // Every row is a non-empty triangle.
         assert!((0..80).all(|m| f[m * 201..(m + 1) * 201].iter().any(|&v| v > 0.0)));

@@ -82,10 +82,14 @@ impl<J: Send + 'static> WorkerPool<J> {
             let make_state = Arc::clone(&make_state);
             let handle = Arc::clone(&handle);
             let thread_name = format!("{name}-{index}");
-            handles.push(std::thread::Builder::new().name(thread_name).spawn(move || {
-                let mut state = make_state(index);
-                worker_loop(&receiver, &stats, |job| handle(&mut state, job));
-            })?);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(thread_name)
+                    .spawn(move || {
+                        let mut state = make_state(index);
+                        worker_loop(&receiver, &stats, |job| handle(&mut state, job));
+                    })?,
+            );
         }
         Ok(Self {
             name: name.to_string(),

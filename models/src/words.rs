@@ -119,7 +119,11 @@ mod tests {
 
     #[test]
     fn times_are_clamped_and_monotonic() {
-        let tokens = [tok(" a", 500, 900), tok(" b", 100, 300), tok(" c", 2500, 3000)];
+        let tokens = [
+            tok(" a", 500, 900),
+            tok(" b", 100, 300),
+            tok(" c", 2500, 3000),
+        ];
         let words = group_words(&tokens, 400, 2000);
         assert_eq!((words[0].start_ms, words[0].end_ms), (500, 900));
         assert_eq!((words[1].start_ms, words[1].end_ms), (900, 900));

@@ -30,8 +30,14 @@ pub fn app(state: AppState) -> Router {
     let mut api = Router::new();
     for prefix in PREFIXES {
         api = api
-            .route(&format!("{prefix}/audio/transcriptions"), post(audio::transcriptions))
-            .route(&format!("{prefix}/audio/translations"), post(audio::translations))
+            .route(
+                &format!("{prefix}/audio/transcriptions"),
+                post(audio::transcriptions),
+            )
+            .route(
+                &format!("{prefix}/audio/translations"),
+                post(audio::translations),
+            )
             .route(&format!("{prefix}/models"), get(meta::models));
     }
     let body_limit = state
@@ -40,8 +46,14 @@ pub fn app(state: AppState) -> Router {
         .saturating_add(BODY_OVERHEAD_BYTES)
         .min(usize::MAX as u64) as usize;
     let api = api
-        .layer(middleware::from_fn_with_state(state.clone(), request_timeout))
-        .layer(middleware::from_fn_with_state(state.keys.clone(), require_key))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.keys.clone(),
+            require_key,
+        ))
         .layer(DefaultBodyLimit::max(body_limit));
     Router::new()
         .route("/health", get(meta::health))

@@ -50,7 +50,9 @@ pub fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String>
             })
         })
     };
-    from_header.or_else(from_query).map(|raw| strip_bearer(&raw))
+    from_header
+        .or_else(from_query)
+        .map(|raw| strip_bearer(&raw))
 }
 
 fn strip_bearer(raw: &str) -> String {
@@ -116,13 +118,34 @@ mod tests {
     #[test]
     fn every_documented_form_is_read() {
         let none = HeaderMap::new();
-        assert_eq!(presented_key(&headers("authorization", "Bearer k1"), None).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&headers("authorization", "bearer  k1 "), None).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&headers("authorization", "k1"), None).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&headers("x-api-key", "k1"), None).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&none, Some("Authorization=k1")).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&none, Some("a=b&Authorization=Bearer%20k1")).as_deref(), Some("k1"));
-        assert_eq!(presented_key(&none, Some("api_key=k1")).as_deref(), Some("k1"));
+        assert_eq!(
+            presented_key(&headers("authorization", "Bearer k1"), None).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&headers("authorization", "bearer  k1 "), None).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&headers("authorization", "k1"), None).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&headers("x-api-key", "k1"), None).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&none, Some("Authorization=k1")).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&none, Some("a=b&Authorization=Bearer%20k1")).as_deref(),
+            Some("k1")
+        );
+        assert_eq!(
+            presented_key(&none, Some("api_key=k1")).as_deref(),
+            Some("k1")
+        );
         assert_eq!(presented_key(&none, Some("other=1")), None);
     }
 

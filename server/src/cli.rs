@@ -18,7 +18,7 @@ use crate::pipeline::{check_supported, decode_path, transcribe};
 const CLI_MAX_AUDIO: Duration = Duration::from_secs(24 * 3600);
 
 /// Transcribes each file and prints or writes the rendered result.
-pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
+pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
     let task = match args.task.as_str() {
         "transcribe" => Task::Transcribe,
         "translate" => Task::Translate,
@@ -58,7 +58,9 @@ pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
         let hook_bar = bar.clone();
         let hooks = AsrHooks {
             on_segment: None,
-            on_progress: Some(Box::new(move |percent| hook_bar.set_position(percent.clamp(0, 100) as u64))),
+            on_progress: Some(Box::new(move |percent| {
+                hook_bar.set_position(percent.clamp(0, 100) as u64)
+            })),
         };
         let deadline = Instant::now() + CLI_MAX_AUDIO;
         let transcript = runtime
@@ -74,7 +76,13 @@ pub fn transcribe(args: TranscribeArgs) -> anyhow::Result<()> {
             "transcribed"
         );
         let rendered = render(&transcript, &options);
-        write_output(args.output.as_deref(), file, &args.format, args.files.len(), &rendered.body)?;
+        write_output(
+            args.output.as_deref(),
+            file,
+            &args.format,
+            args.files.len(),
+            &rendered.body,
+        )?;
     }
     Ok(())
 }
@@ -125,13 +133,30 @@ pub fn models(command: ModelsCommand) -> anyhow::Result<()> {
             let set: ModelSet = set.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
             let dir = models_dir.unwrap_or_else(provision::models_dir_default);
             let report = provision::install(&dir, set, &|line: &str| eprintln!("{line}"))?;
-            println!("{report}");
+            println!(
+                "{} installed, {} already present in {} ({:.1} s)",
+                report.installed.len(),
+                report.already_installed.len(),
+                dir.display(),
+                report.elapsed.as_secs_f64()
+            );
             Ok(())
         }
         ModelsCommand::List { models_dir } => {
             let dir = models_dir.unwrap_or_else(provision::models_dir_default);
             let manifest = provision::list(&dir)?;
-            println!("{manifest}");
+            if manifest.models.is_empty() {
+                println!("no models installed in {}", dir.display());
+            }
+            for model in &manifest.models {
+                println!(
+                    "{:<14} {:<8} {:>12} bytes  {}",
+                    model.id,
+                    format!("{:?}", model.kind).to_lowercase(),
+                    model.size,
+                    model.path.display()
+                );
+            }
             Ok(())
         }
     }

@@ -114,7 +114,12 @@ pub struct ServeArgs {
     #[arg(long, env = "EMBER_PORT", default_value_t = 8080)]
     pub port: u16,
     /// Accepted API keys, comma-separated. None configured = open server (logged loudly).
-    #[arg(long, env = "EMBER_API_KEYS", value_delimiter = ',', hide_env_values = true)]
+    #[arg(
+        long,
+        env = "EMBER_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub api_keys: Vec<String>,
     /// Largest accepted upload; bigger bodies get 413 (default 1 GiB, like Fireworks).
     #[arg(long, env = "EMBER_MAX_UPLOAD_BYTES", default_value_t = 1 << 30)]

@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => ember_server::serve::run(args),
-        Command::Transcribe(args) => ember_server::cli::transcribe(args),
+        Command::Transcribe(args) => ember_server::cli::transcribe_files(args),
         Command::Models { command } => ember_server::cli::models(command),
     };
     match result {

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use ember_dsp::{DecodeOptions, DecodedAudio};
 use ember_models::{AsrEngine, AsrHooks, AsrRequest, CancelToken};
-use ember_protocol::{AlignmentModel, AudioRequest, ErrorCode, Preprocessing, Transcript, VadModel};
+use ember_protocol::{
+    AlignmentModel, AudioRequest, ErrorCode, Preprocessing, Transcript, VadModel,
+};
 
 use crate::error::ApiError;
 use crate::state::AppState;

@@ -24,7 +24,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(config = ?redacted(&args), "effective configuration");
     let keys = ApiKeys::new(&args.api_keys);
     if keys.is_open() {
-        tracing::warn!("EMBER_API_KEYS is not set: the server accepts requests WITHOUT authentication");
+        tracing::warn!(
+            "EMBER_API_KEYS is not set: the server accepts requests WITHOUT authentication"
+        );
     }
     let state = AppState::new(Limits::from_args(&args), keys, args.decode_concurrency);
     let addr = SocketAddr::new(args.host, args.port);

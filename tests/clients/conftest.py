@@ -22,13 +22,16 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ember_testlib import REPO_ROOT  # noqa: E402
+from ember_testlib import AUTH_KEY, AUTH_MAX_UPLOAD_BYTES, REPO_ROOT  # noqa: E402
 
 LISTEN_RE = re.compile(r"ember listening on (http://\S+)")
 LISTEN_TIMEOUT_S = 60.0
 HEALTH_TIMEOUT_S = float(os.environ.get("EMBER_HEALTH_TIMEOUT", "120"))
-AUTH_KEY = "secret-key"
-AUTH_MAX_UPLOAD_BYTES = 1_000_000
+
+
+def pytest_configure(config):
+    # fireworks-ai 0.15 uses pydantic-v1 style validators in modules we do not test.
+    config.addinivalue_line("filterwarnings", "ignore:Pydantic V1 style:DeprecationWarning")
 
 
 def ember_binary() -> Path:

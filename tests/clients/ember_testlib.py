@@ -15,6 +15,10 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("EMBER_TEST_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
 
+# The auth server fixture runs with these.
+AUTH_KEY = "secret-key"
+AUTH_MAX_UPLOAD_BYTES = 1_000_000
+
 # Thresholds, set from measurement (see the final report / README of the suite) with margin.
 # Measured on Whisper base (q8_0, beam 5): jfk normalised WER 0.00.
 WER_MAX_JFK = 0.15

@@ -10,7 +10,10 @@ async fn english_clips_with_base() {
     let server = server();
     let mut total_errors = 0;
     let mut total_words = 0;
-    for clip in manifest().iter().filter(|c| c.lang.as_deref() == Some("en")) {
+    for clip in manifest()
+        .iter()
+        .filter(|c| c.lang.as_deref() == Some("en"))
+    {
         let (status, _, body) = post(
             server,
             "/v1/audio/transcriptions",
@@ -20,12 +23,20 @@ async fn english_clips_with_base() {
         assert_eq!(status, 200, "{}: {body}", clip.audio);
         let text = json(&body)["text"].as_str().unwrap_or_default().to_string();
         let (e, n) = errors(&clip.transcript, &text);
-        println!("WER {:>6.1}%  {}  | {}", 100.0 * e as f64 / n.max(1) as f64, clip.audio, text);
+        println!(
+            "WER {:>6.1}%  {}  | {}",
+            100.0 * e as f64 / n.max(1) as f64,
+            clip.audio,
+            text
+        );
         total_errors += e;
         total_words += n;
     }
     let overall = total_errors as f64 / total_words as f64;
-    println!("overall WER {:.2}% over {total_words} words", overall * 100.0);
+    println!(
+        "overall WER {:.2}% over {total_words} words",
+        overall * 100.0
+    );
     assert!(overall <= 0.10, "overall WER {overall:.3} > 0.10");
 }
 
@@ -52,8 +63,16 @@ async fn jfk_with_tiny_en_and_base() {
 #[tokio::test]
 async fn language_detection_and_translation() {
     for (lang, clip, english_words) in [
-        ("es", "asterisk_prompts/es/auth-incorrect.flac", ["password", "please"]),
-        ("fr", "asterisk_prompts/fr/auth-incorrect.flac", ["password", "your"]),
+        (
+            "es",
+            "asterisk_prompts/es/auth-incorrect.flac",
+            ["password", "please"],
+        ),
+        (
+            "fr",
+            "asterisk_prompts/fr/auth-incorrect.flac",
+            ["password", "your"],
+        ),
     ] {
         let (status, _, body) = post(
             server(),

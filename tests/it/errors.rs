@@ -10,7 +10,11 @@ fn envelope(status: u16, expected: u16, body: &str) -> serde_json::Value {
     let v = json(body);
     let error = v["error"].clone();
     assert_eq!(error["object"], "error", "{body}");
-    let kind = if expected >= 500 { "internal_server_error" } else { "invalid_request_error" };
+    let kind = if expected >= 500 {
+        "internal_server_error"
+    } else {
+        "invalid_request_error"
+    };
     assert_eq!(error["type"], kind, "{body}");
     assert!(!error["message"].as_str().unwrap_or_default().is_empty());
     error
@@ -18,7 +22,10 @@ fn envelope(status: u16, expected: u16, body: &str) -> serde_json::Value {
 
 fn bytes_form(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Form {
     reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()))
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes).file_name(name.to_string()),
+        )
         .text("model", "tiny.en")
 }
 
@@ -26,12 +33,20 @@ fn bytes_form(bytes: Vec<u8>, name: &str) -> reqwest::multipart::Form {
 async fn undecodable_uploads_are_400_on_file() {
     let flac = std::fs::read(data("asterisk_prompts/en/auth-incorrect.flac")).expect("read");
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("not audio", b"hello, this is a text file and not audio at all".repeat(20)),
+        (
+            "not audio",
+            b"hello, this is a text file and not audio at all".repeat(20),
+        ),
         ("empty", Vec::new()),
         ("truncated", flac[..30].to_vec()),
     ];
     for (what, bytes) in cases {
-        let (status, headers, body) = post(server(), "/v1/audio/transcriptions", bytes_form(bytes, "a.flac")).await;
+        let (status, headers, body) = post(
+            server(),
+            "/v1/audio/transcriptions",
+            bytes_form(bytes, "a.flac"),
+        )
+        .await;
         let error = envelope(status, 400, &body);
         assert_eq!(error["param"], "file", "{what}: {body}");
         assert!(headers.contains_key("x-request-id"), "{what}");
@@ -59,7 +74,13 @@ async fn missing_file_and_bad_fields_name_the_param() {
         .await;
         let error = envelope(status, 400, &body);
         assert_eq!(error["param"], field, "{field}={value}: {body}");
-        assert!(error["message"].as_str().unwrap_or_default().contains(field), "{body}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(field),
+            "{body}"
+        );
     }
 }
 
@@ -70,7 +91,12 @@ async fn fireworks_sdk_defaults_are_accepted() {
         "/v1/audio/transcriptions",
         form(
             &data("jfk/jfk.wav"),
-            &[("model", "whisper-v3"), ("vad_model", "silero"), ("alignment_model", "tdnn_ffn"), ("preprocessing", "none")],
+            &[
+                ("model", "whisper-v3"),
+                ("vad_model", "silero"),
+                ("alignment_model", "tdnn_ffn"),
+                ("preprocessing", "none"),
+            ],
         ),
     )
     .await;
@@ -91,7 +117,11 @@ async fn english_only_model_refuses_translation() {
 #[tokio::test]
 async fn unknown_route_and_wrong_method() {
     let client = reqwest::Client::new();
-    let response = client.get(format!("{}/v1/nope", server().url)).send().await.expect("send");
+    let response = client
+        .get(format!("{}/v1/nope", server().url))
+        .send()
+        .await
+        .expect("send");
     let status = response.status().as_u16();
     envelope(status, 404, &response.text().await.expect("body"));
 
@@ -124,7 +154,12 @@ async fn api_keys_in_every_form() {
     let url = format!("{}/v1/audio/transcriptions", server.url);
     let audio = data("pocketsphinx_commands/goforward.wav");
 
-    let response = client.post(&url).multipart(form(&audio, &[])).send().await.expect("send");
+    let response = client
+        .post(&url)
+        .multipart(form(&audio, &[]))
+        .send()
+        .await
+        .expect("send");
     let status = response.status().as_u16();
     assert!(response.headers().contains_key("x-request-id"));
     envelope(status, 401, &response.text().await.expect("body"));
@@ -156,7 +191,11 @@ async fn api_keys_in_every_form() {
         assert_eq!(response.status().as_u16(), 200, "{header}{query}");
     }
     // Health needs no key.
-    let response = client.get(format!("{}/health", server.url)).send().await.expect("send");
+    let response = client
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status().as_u16(), 200);
 }
 
@@ -197,7 +236,11 @@ async fn full_queue_is_429_with_retry_after() {
     });
     let results = futures_util::future::join_all(requests).await;
     let rejected: Vec<_> = results.iter().filter(|(s, _, _)| *s == 429).collect();
-    assert!(!rejected.is_empty(), "no 429 among {:?}", results.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(
+        !rejected.is_empty(),
+        "no 429 among {:?}",
+        results.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     assert!(results.iter().all(|(s, _, _)| *s == 200 || *s == 429));
     for (status, retry_after, body) in rejected {
         envelope(*status, 429, body);

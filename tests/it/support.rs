@@ -25,7 +25,6 @@ pub struct Clip {
     pub audio: String,
     pub lang: Option<String>,
     pub transcript: String,
-    pub duration_s: f64,
 }
 
 pub fn manifest() -> Vec<Clip> {
@@ -38,7 +37,6 @@ pub fn manifest() -> Vec<Clip> {
                 audio: v["audio"].as_str().unwrap_or_default().to_string(),
                 lang: v["lang"].as_str().map(str::to_string),
                 transcript: v["transcript"].as_str().unwrap_or_default().to_string(),
-                duration_s: v["duration_s"].as_f64().unwrap_or_default(),
             }
         })
         .collect()
@@ -108,17 +106,17 @@ pub fn start(spec: ServerSpec) -> TestServer {
                     spool_dir: std::env::temp_dir(),
                 };
                 let state = AppState::new(limits, ApiKeys::new(&spec.api_keys), 2);
-                let engine = tokio::task::spawn_blocking(move || {
-                    ember_server::engine::load_engine(&asr)
-                })
-                .await
-                .expect("load task")
-                .expect("models load: run `ember models install --set test` first");
+                let engine =
+                    tokio::task::spawn_blocking(move || ember_server::engine::load_engine(&asr))
+                        .await
+                        .expect("load task")
+                        .expect("models load: run `ember models install --set test` first");
                 state.set_engine(engine);
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind");
-                tx.send(listener.local_addr().expect("addr")).expect("send addr");
+                tx.send(listener.local_addr().expect("addr"))
+                    .expect("send addr");
                 axum::serve(listener, ember_server::app(state))
                     .await
                     .expect("serve");
@@ -146,8 +144,10 @@ pub fn form(path: &std::path::Path, fields: &[(&str, &str)]) -> reqwest::multipa
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "upload".into());
-    let mut form = reqwest::multipart::Form::new()
-        .part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
+    let mut form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(bytes).file_name(name),
+    );
     for (key, value) in fields {
         form = form.text(key.to_string(), value.to_string());
     }

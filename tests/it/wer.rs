@@ -3,14 +3,38 @@
 /// Lower-case, drop punctuation, spell small numbers, expand common contractions.
 pub fn normalise(text: &str) -> Vec<String> {
     const NUMBERS: &[&str] = &[
-        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-        "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
-        "eighteen", "nineteen", "twenty",
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+        "twenty",
     ];
     let cleaned: String = text
         .to_lowercase()
         .chars()
-        .map(|c| if c.is_alphanumeric() || c == '\'' { c } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     cleaned
         .split_whitespace()
@@ -25,10 +49,7 @@ pub fn normalise(text: &str) -> Vec<String> {
                     other => other.replace('\'', ""),
                 },
             };
-            spelled
-                .split('-')
-                .map(str::to_string)
-                .collect::<Vec<_>>()
+            spelled.split('-').map(str::to_string).collect::<Vec<_>>()
         })
         .filter(|w| !w.is_empty())
         .collect()

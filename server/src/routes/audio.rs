@@ -10,9 +10,7 @@ use axum::extract::{Multipart, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use ember_models::AsrHooks;
-use ember_protocol::{
-    render, sse, AudioRequest, ErrorCode, RenderOptions, Task, Transcript,
-};
+use ember_protocol::{render, sse, AudioRequest, ErrorCode, RenderOptions, Task, Transcript};
 use futures_util::StreamExt;
 use tokio_stream::wrappers::UnboundedReceiverStream;
 
@@ -105,7 +103,11 @@ fn stream_response(
     let mut first = true;
     let hooks = AsrHooks {
         on_segment: Some(Box::new(move |text: String| {
-            let text = if first { text.trim_start().to_string() } else { text };
+            let text = if first {
+                text.trim_start().to_string()
+            } else {
+                text
+            };
             first = false;
             let _ = delta_sender.send(sse::delta_event(&text));
         })),
@@ -130,7 +132,10 @@ fn stream_response(
     });
     let body = UnboundedReceiverStream::new(receiver).map(Ok::<_, Infallible>);
     (
-        [(CONTENT_TYPE, "text/event-stream"), (axum::http::header::CACHE_CONTROL, "no-cache")],
+        [
+            (CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
         Body::from_stream(body),
     )
         .into_response()

@@ -1,0 +1,72 @@
+//! Builds the ASR engine from the installed models: reads the provisioning manifest,
+//! picks one ggml file per model (q8_0 or f16, as configured), adds operator-dropped
+//! ggml files, loads everything.
+
+use std::collections::BTreeMap;
+
+use anyhow::Context;
+use ember_models::ggml::GgmlType;
+use ember_models::provision::{self, InstalledModel};
+use ember_models::{AsrConfig, AsrEngine, ModelRegistry, WhisperModelSpec};
+
+use crate::config::{AsrArgs, WeightType};
+
+/// Loads every installed Whisper model (seconds); used by `serve`, `transcribe` and tests.
+pub fn load_engine(args: &AsrArgs) -> anyhow::Result<AsrEngine> {
+    let dir = args.models_dir();
+    let manifest = provision::list(&dir)
+        .with_context(|| format!("reading the model manifest in {}", dir.display()))?;
+    let specs = pick_weights(manifest.whisper_models(), args.weight_type);
+    if specs.is_empty() {
+        anyhow::bail!(
+            "no Whisper model is installed in {}: run `ember models install`",
+            dir.display()
+        );
+    }
+    let registry = ModelRegistry::new(specs, &args.default_model, args.strict_models)?
+        .with_custom_dir(&dir.join("custom"));
+    let config = AsrConfig {
+        workers: args.asr_workers.max(1),
+        threads_per_worker: args.threads_per_worker(),
+        queue_capacity: args.asr_queue.max(1),
+        beam_size: args.beam_size.max(1),
+        flash_attention: args.flash_attention,
+    };
+    tracing::info!(?config, models = ?registry.models().map(|m| (&m.id, &m.path)).collect::<Vec<_>>(), "loading ASR engine");
+    Ok(AsrEngine::load(registry, config)?)
+}
+
+/// One spec per model: the manifest lists each weight type as its own entry
+/// (`base`, `base-q8_0`); clients name the model (`base`), the operator the weight type.
+fn pick_weights<'a>(
+    installed: impl Iterator<Item = &'a InstalledModel>,
+    preferred: WeightType,
+) -> Vec<WhisperModelSpec> {
+    let wanted = match preferred {
+        WeightType::Q8_0 => GgmlType::Q8_0,
+        WeightType::F16 => GgmlType::F16,
+    };
+    let mut chosen: BTreeMap<String, &InstalledModel> = BTreeMap::new();
+    for model in installed {
+        let name = model
+            .id
+            .strip_suffix(&format!("-{}", GgmlType::Q8_0.as_str()))
+            .unwrap_or(&model.id)
+            .to_string();
+        let better = match chosen.get(&name) {
+            None => true,
+            Some(current) => current.ggml_type != Some(wanted) && model.ggml_type == Some(wanted),
+        };
+        if better {
+            chosen.insert(name, model);
+        }
+    }
+    chosen
+        .into_iter()
+        .map(|(name, model)| WhisperModelSpec {
+            english_only: model.multilingual == Some(false) || name.ends_with(".en"),
+            id: name,
+            path: model.path.clone(),
+        })
+        .collect()
+}

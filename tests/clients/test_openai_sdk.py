@@ -1,0 +1,254 @@
+"""The official OpenAI Python SDK, unchanged, pointed at Ember (`base_url=.../v1`)."""
+
+from __future__ import annotations
+
+import json
+
+import openai
+import pytest
+from openai.types.audio import TranscriptionVerbose, TranslationVerbose
+
+from ember_testlib import (
+    AUTH_KEY,
+    WER_MAX_JFK,
+    WER_MAX_SHORT,
+    check_cues,
+    check_spans,
+    clip,
+    median,
+    normalise,
+    parse_srt,
+    parse_vtt,
+    record_wer,
+    squash_ws,
+    wer,
+    word_start_errors,
+)
+
+MODEL = "whisper-1"  # the hosted alias OpenAI users send; maps to the default model
+ENGLISH_WORDS = {
+    "the", "a", "an", "is", "are", "has", "have", "been", "was", "your", "you", "please", "enter",
+    "number", "agent", "followed", "by", "key", "of", "to", "and", "this", "that", "already", "in",
+    "with", "for", "on", "it", "be", "not", "sign", "pound", "logged", "authenticated",
+}
+
+
+@pytest.fixture(scope="module")
+def client(base_url):
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def jfk_verbose(client):
+    """One verbose_json (word + segment) transcription of jfk, shared by the checks below."""
+    jfk = clip("jfk")
+    raw = client.audio.transcriptions.with_raw_response.create(
+        file=open(jfk.path, "rb"),
+        model=MODEL,
+        response_format="verbose_json",
+        timestamp_granularities=["word", "segment"],
+    )
+    return raw, json.loads(raw.text), raw.parse()
+
+
+# --------------------------------------------------------------------------- json
+
+
+def test_json_with_file_object(client, request):
+    jfk = clip("jfk")
+    with open(jfk.path, "rb") as f:
+        result = client.audio.transcriptions.create(file=f, model=MODEL)
+    assert isinstance(result.text, str) and result.text.strip()
+    w = wer(jfk.transcript, result.text)
+    record_wer(request, "openai_json_jfk", w)
+    assert w <= WER_MAX_JFK, f"WER {w:.3f} > {WER_MAX_JFK}: {result.text!r}"
+
+
+def test_json_with_raw_bytes(client, request):
+    """Raw bytes: httpx sends filename `upload`, application/octet-stream; the server must sniff WAV."""
+    c = clip("arctic_slt_a0009")
+    result = client.audio.transcriptions.create(file=c.read_bytes(), model=MODEL, response_format="json")
+    w = wer(c.transcript, result.text)
+    record_wer(request, "openai_json_bytes_arctic", w)
+    assert w <= WER_MAX_SHORT, f"WER {w:.3f}: {result.text!r}"
+
+
+def test_json_44k_wav_with_language_prompt_temperature(client, request):
+    """44.1 kHz input (resampled server-side) plus the optional fields the SDK sends."""
+    c = clip("praat_north_wind")
+    result = client.audio.transcriptions.create(
+        file=(c.path.name, c.read_bytes(), "audio/wav"),
+        model=MODEL,
+        language="en",
+        prompt="A fable by Aesop.",
+        temperature=0.0,
+    )
+    w = wer(c.transcript, result.text)
+    record_wer(request, "openai_json_north_wind", w)
+    assert w <= WER_MAX_SHORT, f"WER {w:.3f}: {result.text!r}"
+
+
+# --------------------------------------------------------------------------- text formats
+
+
+def test_text_format(client, request):
+    c = clip("ps_goforward")
+    result = client.audio.transcriptions.create(file=c.read_bytes(), model=MODEL, response_format="text")
+    assert isinstance(result, str), f"text format must come back as str, got {type(result)}"
+    assert not result.lstrip().startswith("{"), f"text format returned JSON: {result!r}"
+    w = wer(c.transcript, result)
+    record_wer(request, "openai_text_goforward", w)
+    assert w <= WER_MAX_SHORT, f"WER {w:.3f}: {result!r}"
+
+
+def test_srt_format(client, request):
+    jfk = clip("jfk")
+    result = client.audio.transcriptions.create(file=open(jfk.path, "rb"), model=MODEL, response_format="srt")
+    assert isinstance(result, str)
+    cues = parse_srt(result)
+    check_cues(cues, jfk.duration_s, "srt")
+    w = wer(jfk.transcript, " ".join(c.text for c in cues))
+    record_wer(request, "openai_srt_jfk", w)
+    assert w <= WER_MAX_JFK, f"WER {w:.3f}: {result!r}"
+
+
+def test_vtt_format(client, request):
+    jfk = clip("jfk")
+    result = client.audio.transcriptions.create(file=jfk.read_bytes(), model=MODEL, response_format="vtt")
+    assert isinstance(result, str)
+    assert result.startswith("WEBVTT"), f"vtt must start with WEBVTT: {result[:60]!r}"
+    cues = parse_vtt(result)
+    check_cues(cues, jfk.duration_s, "vtt")
+    w = wer(jfk.transcript, " ".join(c.text for c in cues))
+    record_wer(request, "openai_vtt_jfk", w)
+    assert w <= WER_MAX_JFK, f"WER {w:.3f}: {result!r}"
+
+
+# --------------------------------------------------------------------------- verbose_json
+
+
+def test_verbose_json_schema(jfk_verbose):
+    raw, body, parsed = jfk_verbose
+    assert raw.headers.get("content-type", "").startswith("application/json")
+    assert raw.headers.get("x-request-id"), "every response must carry x-request-id"
+    # Strict validation against the SDK's own models (the SDK itself does not validate).
+    TranscriptionVerbose.model_validate(body)
+    for seg in body["segments"]:
+        # OpenAI's typed segment requires these (PROTOCOL §2.3).
+        for key in ("id", "seek", "start", "end", "text", "tokens", "temperature",
+                    "avg_logprob", "compression_ratio", "no_speech_prob"):
+            assert key in seg, f"segment lacks `{key}`: {seg}"
+    assert body.get("task") == "transcribe"
+    assert body["language"] in ("en", "english"), body["language"]
+    assert abs(parsed.duration - clip("jfk").duration_s) < 0.1, parsed.duration
+
+
+def test_verbose_json_words_and_segments(jfk_verbose, request):
+    _, _, parsed = jfk_verbose
+    jfk = clip("jfk")
+    assert parsed.words, "timestamp_granularities=[word,segment] must give words"
+    assert parsed.segments, "timestamp_granularities=[word,segment] must give segments"
+    check_spans([(w.start, w.end) for w in parsed.words], parsed.duration, "word")
+    check_spans([(s.start, s.end) for s in parsed.segments], parsed.duration, "segment")
+    for w in parsed.words:
+        assert w.word.strip(), f"empty word: {w}"
+    w_text = wer(jfk.transcript, parsed.text)
+    w_words = wer(jfk.transcript, " ".join(w.word for w in parsed.words))
+    w_segs = wer(jfk.transcript, " ".join(s.text for s in parsed.segments))
+    record_wer(request, "openai_verbose_text_jfk", w_text)
+    record_wer(request, "openai_verbose_words_jfk", w_words)
+    assert w_text <= WER_MAX_JFK and w_words <= WER_MAX_JFK and w_segs <= WER_MAX_JFK, (w_text, w_words, w_segs)
+    assert normalise(parsed.text) == normalise(" ".join(s.text for s in parsed.segments))
+
+
+def test_verbose_json_word_times_match_reference(jfk_verbose, request):
+    """Word starts against the pocketsphinx forced alignment (silver, ±0.3 s)."""
+    _, _, parsed = jfk_verbose
+    ref = clip("jfk").reference_words()
+    errors = word_start_errors(ref, [(w.start, w.end, w.word) for w in parsed.words])
+    assert len(errors) >= 0.8 * len(ref), f"only {len(errors)}/{len(ref)} words matched the reference"
+    med = median(errors)
+    within = sum(e <= 0.5 for e in errors) / len(errors)
+    request.node.user_properties.append(("word_start_median_err_s", round(med, 3)))
+    print(f"\n[timing] jfk word-start median |err| = {med:.3f} s, {within:.0%} within 0.5 s")
+    assert med <= 0.35, f"median word-start error {med:.3f} s"
+    assert within >= 0.8, f"only {within:.0%} of word starts within 0.5 s of the reference"
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def test_translation_spanish_to_english(client, request):
+    c = clip("asterisk_es_agent-alreadyon")
+    with open(c.path, "rb") as f:
+        result = client.audio.translations.create(file=f, model=MODEL)
+    words = normalise(result.text)
+    print(f"\n[translation] es -> {result.text!r}")
+    assert words, "empty translation"
+    assert words != normalise(c.transcript), "translation returned the Spanish transcript"
+    english = [w for w in words if w in ENGLISH_WORDS]
+    assert len(set(english)) >= 2, f"translation does not look English: {result.text!r}"
+    spanish_vocab = set(normalise(c.transcript)) - {"agente"}
+    overlap = sum(w in spanish_vocab for w in words) / len(words)
+    assert overlap < 0.3, f"{overlap:.0%} of the words are Spanish: {result.text!r}"
+
+
+def test_translation_verbose_json(client):
+    c = clip("asterisk_fr_agent-alreadyon")
+    raw = client.audio.translations.with_raw_response.create(
+        file=c.read_bytes(), model=MODEL, response_format="verbose_json"
+    )
+    body = json.loads(raw.text)
+    TranslationVerbose.model_validate(body)
+    assert body.get("task", "translate") == "translate"
+    assert body["segments"], "verbose translation must carry segments"
+    check_spans([(s["start"], s["end"]) for s in body["segments"]], body["duration"], "segment")
+    words = normalise(body["text"])
+    assert len(set(words) & ENGLISH_WORDS) >= 2, f"translation does not look English: {body['text']!r}"
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_stream_true_sse(client, request):
+    jfk = clip("jfk")
+    stream = client.audio.transcriptions.create(file=open(jfk.path, "rb"), model=MODEL, stream=True)
+    deltas, done, types = [], None, []
+    for event in stream:
+        types.append(event.type)
+        if event.type == "transcript.text.delta":
+            assert done is None, "delta after transcript.text.done"
+            deltas.append(event.delta)
+        elif event.type == "transcript.text.done":
+            done = event
+    assert "transcript.text.delta" in types, f"no delta events, got {types}"
+    assert done is not None, f"no transcript.text.done event, got {types}"
+    assert types[-1] == "transcript.text.done", f"done must be the last event: {types}"
+    assert squash_ws(done.text) == squash_ws("".join(deltas)), (done.text, deltas)
+    w = wer(jfk.transcript, done.text)
+    record_wer(request, "openai_stream_jfk", w)
+    assert w <= WER_MAX_JFK, f"WER {w:.3f}: {done.text!r}"
+
+
+# --------------------------------------------------------------------------- misc
+
+
+def test_models_list(client):
+    ids = [m.id for m in client.models.list()]
+    assert ids, "model list is empty"
+    assert "base" in ids, ids
+
+
+def test_auth_with_key(auth_base_url):
+    c = clip("praat_digit_1_b")
+    good = openai.OpenAI(base_url=f"{auth_base_url}/v1", api_key=AUTH_KEY, max_retries=0, timeout=60)
+    result = good.audio.transcriptions.create(file=c.read_bytes(), model=MODEL, response_format="text")
+    assert isinstance(result, str)
+
+    bad = openai.OpenAI(base_url=f"{auth_base_url}/v1", api_key="wrong-key", max_retries=0, timeout=60)
+    with pytest.raises(openai.AuthenticationError) as info:
+        bad.audio.transcriptions.create(file=c.read_bytes(), model=MODEL)
+    err = info.value
+    assert err.status_code == 401
+    assert err.request_id, "401 must carry x-request-id"
+    assert isinstance(err.body, dict) and err.body.get("type") == "invalid_request_error", err.body
