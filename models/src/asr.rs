@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -139,7 +139,19 @@ pub struct AsrEngine {
     registry: ModelRegistry,
     models: HashMap<String, Arc<LoadedModel>>,
     pool: WorkerPool<AsrJob>,
+    counters: Arc<AsrCounters>,
     config: AsrConfig,
+}
+
+/// Outcome counters of ASR jobs (for `/health`, logs and tests).
+#[derive(Debug, Default)]
+pub struct AsrCounters {
+    /// Jobs finished with a result.
+    pub completed: AtomicUsize,
+    /// Jobs skipped in the queue or aborted mid-decode because their client went away.
+    pub cancelled: AtomicUsize,
+    /// Jobs that passed their deadline.
+    pub deadline_exceeded: AtomicUsize,
 }
 
 impl AsrEngine {
@@ -169,11 +181,18 @@ impl AsrEngine {
         }
         let threads = config.threads_per_worker.max(1);
         let beam_size = config.beam_size.max(1);
+        let counters = Arc::new(AsrCounters::default());
         let pool = WorkerPool::spawn(
             "asr",
             config.workers.max(1),
             config.queue_capacity.max(1),
-            |_| WorkerStates::default(),
+            {
+                let counters = Arc::clone(&counters);
+                move |_| WorkerStates {
+                    states: HashMap::new(),
+                    counters: Arc::clone(&counters),
+                }
+            },
             move |states: &mut WorkerStates, job: AsrJob| {
                 run_job(states, job, threads, beam_size);
             },
@@ -183,6 +202,7 @@ impl AsrEngine {
             registry,
             models,
             pool,
+            counters,
             config,
         })
     }
@@ -195,6 +215,11 @@ impl AsrEngine {
     /// The configuration the engine runs with.
     pub fn config(&self) -> &AsrConfig {
         &self.config
+    }
+
+    /// Job outcome counters.
+    pub fn counters(&self) -> &AsrCounters {
+        &self.counters
     }
 
     /// Queue and worker counters.
@@ -260,18 +285,21 @@ impl AsrEngine {
 }
 
 /// Per-worker whisper states, one per model id, created on first use.
-#[derive(Default)]
 struct WorkerStates {
     states: HashMap<String, WhisperState>,
+    counters: Arc<AsrCounters>,
 }
 
 fn run_job(states: &mut WorkerStates, job: AsrJob, threads: usize, beam_size: u32) {
     let _entered = job.span.enter();
+    let counters = Arc::clone(&states.counters);
     if job.reply.is_closed() || job.cancel.is_cancelled() {
         tracing::debug!("skipping ASR job: client gone");
+        counters.cancelled.fetch_add(1, Ordering::Relaxed);
         return;
     }
     if Instant::now() >= job.deadline {
+        counters.deadline_exceeded.fetch_add(1, Ordering::Relaxed);
         let _ = job.reply.send(Err(ModelError::DeadlineExceeded));
         return;
     }
@@ -291,6 +319,13 @@ fn run_job(states: &mut WorkerStates, job: AsrJob, threads: usize, beam_size: u3
         Err(_) if Instant::now() >= job.deadline => Err(ModelError::DeadlineExceeded),
         other => other,
     };
+    let counter = match &result {
+        Ok(_) => &counters.completed,
+        Err(ModelError::Cancelled) => &counters.cancelled,
+        Err(ModelError::DeadlineExceeded) => &counters.deadline_exceeded,
+        Err(_) => &counters.completed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
     tracing::info!(
         model = %job.model.spec.id,
         elapsed_ms = started.elapsed().as_millis() as u64,

@@ -35,7 +35,13 @@ pub async fn read_upload(
     let mut file: Option<(tempfile::TempPath, u64, Option<String>)> = None;
     while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
         let name = field.name().unwrap_or_default().to_string();
-        if name == "file" && field.file_name().is_some() && file.is_none() {
+        // A `file` part is audio when it has a filename (httpx sends `upload` for raw
+        // bytes) or a non-text content type; a plain text `file` may be a URL (§2.1.2).
+        let is_binary = field.file_name().is_some()
+            || field
+                .content_type()
+                .is_some_and(|ct| !ct.starts_with("text/plain"));
+        if name == "file" && is_binary && file.is_none() {
             let file_name = field.file_name().map(str::to_string);
             let (path, size) = spool_field(field, spool_dir, max_file_bytes).await?;
             file = Some((path, size, file_name));

@@ -4,5 +4,6 @@
 mod accuracy;
 mod errors;
 mod formats;
+mod lifecycle;
 mod support;
 mod wer;

@@ -1,5 +1,7 @@
 //! `GET /health`, `GET /v1/models`, and the JSON 404/405 fallbacks (PROTOCOL §1.1).
 
+use std::sync::atomic::Ordering;
+
 use axum::extract::State;
 use axum::http::{Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +20,8 @@ pub async fn health(State(state): State<AppState>) -> Response {
             "models": engine.registry().models().map(|m| m.id.clone()).collect::<Vec<_>>(),
             "asr_queue": engine.stats().queued(),
             "asr_running": engine.stats().running(),
+            "asr_completed": engine.counters().completed.load(Ordering::Relaxed),
+            "asr_cancelled": engine.counters().cancelled.load(Ordering::Relaxed),
         }))
         .into_response(),
         Err(error) => error.into_response(),
