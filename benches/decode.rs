@@ -17,11 +17,20 @@ fn inputs() -> Vec<(&'static str, PathBuf)> {
     vec![
         ("wav_16k", data.join("jfk/jfk.wav")),
         ("wav_48k", data.join("alsa_48k_prompts/Front_Center.wav")),
-        ("wav_44k1", data.join("praat_north_wind/the_north_wind_and_the_sun.wav")),
-        ("flac_16k", data.join("no_speech/music_macroform-cold_day_first60s_16k.flac")),
+        (
+            "wav_44k1",
+            data.join("praat_north_wind/the_north_wind_and_the_sun.wav"),
+        ),
+        (
+            "flac_16k",
+            data.join("no_speech/music_macroform-cold_day_first60s_16k.flac"),
+        ),
         ("mp3_44k1", fixtures.join("north_wind.mp3")),
         ("m4a_aac_44k1", fixtures.join("north_wind.m4a")),
-        ("ogg_vorbis_stereo_44k1", fixtures.join("north_wind_stereo.ogg")),
+        (
+            "ogg_vorbis_stereo_44k1",
+            fixtures.join("north_wind_stereo.ogg"),
+        ),
         ("ogg_opus", fixtures.join("north_wind.opus")),
         ("webm_opus", fixtures.join("north_wind_live.webm")),
     ]

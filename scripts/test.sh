@@ -8,5 +8,7 @@ scripts/ensure-deps.sh
 echo "== cargo fmt"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== models"; cargo run -q -p ember-server -- models install --set test
-echo "== cargo test"; cargo test --workspace --all-targets
+# One test at a time: test servers share 2 cores, and ggml threads that compete for
+# cores slow down 5-10x (DESIGN §3).
+echo "== cargo test"; RUST_TEST_THREADS=1 cargo test --workspace --all-targets
 echo "== python clients"; scripts/client-tests.sh

@@ -400,9 +400,14 @@ fn decode(
     state
         .full(params, &request.audio)
         .map_err(|e| ModelError::Inference(format!("whisper.cpp: {e}")))?;
-    let language = whisper_rs::get_lang_str(state.full_lang_id_from_state())
-        .unwrap_or("en")
-        .to_string();
+    // English-only models have no language tokens: their "detected" id is meaningless.
+    let language = match request.language.as_deref() {
+        _ if model.spec.english_only => "en".to_string(),
+        Some(requested) => requested.to_string(),
+        None => whisper_rs::get_lang_str(state.full_lang_id_from_state())
+            .unwrap_or("en")
+            .to_string(),
+    };
     let segments = collect_segments(state, model, temperature);
     Ok(AsrOutput {
         language,

@@ -101,7 +101,25 @@ pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Ne
     } else {
         "invalid API key"
     };
+    drain_body(request).await;
     ApiError::new(ErrorCode::Unauthorized, message).into_response()
+}
+
+/// Most of a rejected upload is read and dropped before answering: a client still
+/// sending its body when the server closes the connection sees a broken connection
+/// instead of the 401. Bodies beyond this bound are cut off.
+const DRAIN_LIMIT_BYTES: usize = 32 << 20;
+
+async fn drain_body(request: Request) {
+    use http_body_util::BodyExt;
+    let mut body = request.into_body();
+    let mut drained = 0usize;
+    while drained < DRAIN_LIMIT_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => drained += frame.data_ref().map_or(0, |d| d.len()),
+            _ => break,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -196,3 +196,20 @@ def pytest_runtest_makereport(item, call):
         srv = funcargs.get(name)
         if isinstance(srv, Server):
             report.sections.append((f"ember {name} log (tail)", srv.log_tail(30)))
+
+
+_MEASURED: list[tuple[str, str, object]] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":
+        for name, value in report.user_properties:
+            _MEASURED.append((report.nodeid.split("::")[-1], name, value))
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Prints the measured WERs and timing errors, so every run records them."""
+    if _MEASURED:
+        terminalreporter.write_sep("-", "measured (WER is normalised word error rate)")
+        for test, name, value in _MEASURED:
+            terminalreporter.write_line(f"{name:32s} {value!s:8s} ({test})")

@@ -16,6 +16,7 @@ import pytest
 from ember_testlib import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
+CURL_TIMEOUT_S = 60
 FENCE_OPEN = re.compile(r"^\s*```+\s*(bash|sh|shell|console)\b", re.IGNORECASE)
 FENCE_CLOSE = re.compile(r"^\s*```+\s*$")
 
@@ -89,14 +90,22 @@ def test_readme_curl(command, base_url):
         )
     env = dict(os.environ, EMBER_URL=base_url, EMBER_API_KEY=os.environ.get("EMBER_API_KEY", "any-key"))
     full = with_fail_flags(command)
-    proc = subprocess.run(
-        ["bash", "-c", full],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        timeout=120,
-        text=True,
-    )
+    try:
+        proc = subprocess.run(
+            ["bash", "-c", full],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            timeout=CURL_TIMEOUT_S,
+            text=True,
+        )
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"")
+        out = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
+        pytest.fail(
+            f"README command did not finish within {CURL_TIMEOUT_S} s:\n$ {full}\nstdout so far: {out[-1500:]}",
+            pytrace=False,
+        )
     assert proc.returncode == 0, (
         f"README command failed (exit {proc.returncode}):\n$ {full}\n"
         f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"

@@ -22,10 +22,16 @@ async fn disconnected_client_cancels_its_job() {
     let result = reqwest::Client::new()
         .post(format!("{}/v1/audio/transcriptions", server().url))
         .timeout(Duration::from_millis(1500))
-        .multipart(form(&data("asterisk_prompts/en/demo-instruct.flac"), &[("model", "base")]))
+        .multipart(form(
+            &data("asterisk_prompts/en/demo-instruct.flac"),
+            &[("model", "base")],
+        ))
         .send()
         .await;
-    assert!(result.is_err(), "the request should have been cut off by the client");
+    assert!(
+        result.is_err(),
+        "the request should have been cut off by the client"
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let now = health().await;

@@ -99,7 +99,9 @@ fn stream_response(
     deadline: Instant,
 ) -> Response {
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let delta_sender = sender.clone();
+    // Weak: whisper-rs 0.16 never frees the segment callback it is handed, so a strong
+    // sender inside it would keep the stream open forever after `done`.
+    let delta_sender = sender.downgrade();
     let mut first = true;
     let hooks = AsrHooks {
         on_segment: Some(Box::new(move |text: String| {
@@ -109,7 +111,9 @@ fn stream_response(
                 text
             };
             first = false;
-            let _ = delta_sender.send(sse::delta_event(&text));
+            if let Some(sender) = delta_sender.upgrade() {
+                let _ = sender.send(sse::delta_event(&text));
+            }
         })),
         on_progress: None,
     };
