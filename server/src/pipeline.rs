@@ -21,34 +21,33 @@ use crate::upload::url_not_supported;
 /// Fireworks SDK's defaults (`vad_model=silero`, `alignment_model=tdnn_ffn`,
 /// `preprocessing=none`) always pass: that SDK sends them on every call (PROTOCOL §2.8).
 pub fn check_supported(request: &AudioRequest) -> Result<(), ApiError> {
-    if request.preprocessing != Preprocessing::None {
-        return Err(ApiError::invalid_param(
-            "preprocessing",
-            format!(
-                "`preprocessing` `{}` is not available in this version of Ember; use `none`",
-                request.preprocessing.as_str()
-            ),
-        ));
+    let checks = [
+        (
+            Preprocessing::PARAM,
+            request.preprocessing.as_str(),
+            request.preprocessing == Preprocessing::None,
+            "none",
+        ),
+        (
+            VadModel::PARAM,
+            request.vad_model.as_str(),
+            request.vad_model == VadModel::Silero,
+            "silero",
+        ),
+        (
+            AlignmentModel::PARAM,
+            request.alignment_model.as_str(),
+            request.alignment_model == AlignmentModel::TdnnFfn,
+            "tdnn_ffn",
+        ),
+    ];
+    match checks.into_iter().find(|(_, _, available, _)| !available) {
+        Some((param, value, _, available)) => Err(ApiError::invalid_param(
+            param,
+            format!("`{param}` `{value}` is not available in this version of Ember; available: `{available}`"),
+        )),
+        None => Ok(()),
     }
-    if request.vad_model != VadModel::Silero {
-        return Err(ApiError::invalid_param(
-            "vad_model",
-            format!(
-                "`vad_model` `{}` is not available in this version of Ember; installed: `silero`",
-                request.vad_model.as_str()
-            ),
-        ));
-    }
-    if request.alignment_model != AlignmentModel::TdnnFfn {
-        return Err(ApiError::invalid_param(
-            "alignment_model",
-            format!(
-                "`alignment_model` `{}` is not available in this version of Ember; installed: `tdnn_ffn`",
-                request.alignment_model.as_str()
-            ),
-        ));
-    }
-    Ok(())
 }
 
 /// Builds the engine request from the wire request and decoded audio.

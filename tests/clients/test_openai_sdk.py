@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
-import httpx
 import openai
 import pytest
 from openai.types.audio import TranscriptionVerbose
@@ -26,7 +27,7 @@ from ember_testlib import (
     word_start_errors,
 )
 
-STREAM_TIMEOUT_S = 30
+STREAM_END_GRACE_S = 5
 MODEL = "whisper-1"  # the hosted alias OpenAI users send; maps to the default model
 ENGLISH_WORDS = {
     "the", "a", "an", "is", "are", "has", "have", "been", "was", "your", "you", "please", "enter",
@@ -186,28 +187,42 @@ def test_translation_spanish_to_english(client, request):
 
 def test_stream_true_sse(client, request):
     jfk = clip("jfk")
-    # A short read timeout: the stream must end by itself right after transcript.text.done.
-    stream = client.with_options(timeout=STREAM_TIMEOUT_S).audio.transcriptions.create(
-        file=open(jfk.path, "rb"), model=MODEL, stream=True, language="en"
-    )
-    deltas, done, types = [], None, []
-    try:
-        for event in stream:
-            types.append(event.type)
-            if event.type == "transcript.text.delta":
-                assert done is None, "delta after transcript.text.done"
-                deltas.append(event.delta)
-            elif event.type == "transcript.text.done":
-                done = event
-    except (httpx.TimeoutException, openai.APITimeoutError) as e:
-        pytest.fail(
-            f"the SSE stream did not end within {STREAM_TIMEOUT_S} s ({type(e).__name__}); events so far: {types}"
-            + (" -- the server sent transcript.text.done but kept the connection open" if done else ""),
-            pytrace=False,
-        )
-    assert "transcript.text.delta" in types, f"no delta events, got {types}"
-    assert done is not None, f"no transcript.text.done event, got {types}"
+    stream = client.audio.transcriptions.create(file=open(jfk.path, "rb"), model=MODEL, stream=True, language="en")
+    events, finished, errors = [], threading.Event(), []
+
+    def consume():
+        try:
+            for event in stream:
+                events.append(event)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            finished.set()
+
+    threading.Thread(target=consume, daemon=True).start()
+    deadline = time.monotonic() + 120
+    done_at = None
+    while not finished.wait(0.1):
+        if done_at is None and any(e.type == "transcript.text.done" for e in events):
+            done_at = time.monotonic()
+        if done_at is not None and time.monotonic() - done_at > STREAM_END_GRACE_S:
+            stream.close()
+            pytest.fail(
+                f"the server sent transcript.text.done but did not end the SSE response within "
+                f"{STREAM_END_GRACE_S} s: `for event in stream` never returns. Events: {[e.type for e in events]}",
+                pytrace=False,
+            )
+        if time.monotonic() > deadline:
+            stream.close()
+            pytest.fail(f"no end of stream within 120 s; events: {[e.type for e in events]}", pytrace=False)
+    if errors:
+        raise errors[0]
+    types = [e.type for e in events]
+    deltas = [e.delta for e in events if e.type == "transcript.text.delta"]
+    assert deltas, f"no transcript.text.delta events, got {types}"
+    assert types.count("transcript.text.done") == 1, f"want exactly one done event: {types}"
     assert types[-1] == "transcript.text.done", f"done must be the last event: {types}"
+    done = events[-1]
     assert squash_ws(done.text) == squash_ws("".join(deltas)), (done.text, deltas)
     w = wer(jfk.transcript, done.text)
     record_wer(request, "openai_stream_jfk", w)

@@ -10,13 +10,16 @@ import os
 import re
 import shlex
 import subprocess
+import threading
+import time
 
 import pytest
 
 from ember_testlib import REPO_ROOT
 
 README = REPO_ROOT / "README.md"
-CURL_TIMEOUT_S = 60
+CURL_TIMEOUT_S = 120
+STREAM_END_GRACE_S = 5
 FENCE_OPEN = re.compile(r"^\s*```+\s*(bash|sh|shell|console)\b", re.IGNORECASE)
 FENCE_CLOSE = re.compile(r"^\s*```+\s*$")
 
@@ -90,27 +93,53 @@ def test_readme_curl(command, base_url):
         )
     env = dict(os.environ, EMBER_URL=base_url, EMBER_API_KEY=os.environ.get("EMBER_API_KEY", "any-key"))
     full = with_fail_flags(command)
-    try:
-        proc = subprocess.run(
-            ["bash", "-c", full],
-            cwd=REPO_ROOT,
-            env=env,
-            capture_output=True,
-            timeout=CURL_TIMEOUT_S,
-            text=True,
-        )
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"")
-        out = out.decode("utf-8", "replace") if isinstance(out, bytes) else out
-        pytest.fail(
-            f"README command did not finish within {CURL_TIMEOUT_S} s:\n$ {full}\nstdout so far: {out[-1500:]}",
-            pytrace=False,
-        )
-    assert proc.returncode == 0, (
-        f"README command failed (exit {proc.returncode}):\n$ {full}\n"
-        f"stdout: {proc.stdout[-2000:]}\nstderr: {proc.stderr[-2000:]}"
+    returncode, stdout, stderr = run_bash(full, env)
+    assert returncode == 0, (
+        f"README command failed (exit {returncode}):\n$ {full}\n"
+        f"stdout: {stdout[-2000:]}\nstderr: {stderr[-2000:]}"
     )
     tokens = shlex.split(command)
     writes_file = any(t in ("-o", "--output", "-O", "--remote-name") for t in tokens) or ">" in command
     if not writes_file:
-        assert proc.stdout.strip(), f"README command printed nothing:\n$ {full}"
+        assert stdout.strip(), f"README command printed nothing:\n$ {full}"
+
+
+def run_bash(full: str, env: dict) -> tuple[int, str, str]:
+    """Runs the command; an SSE response must end soon after its `transcript.text.done` event."""
+    proc = subprocess.Popen(
+        ["bash", "-c", full], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = bytearray(), bytearray()
+
+    def pump(stream, sink):
+        for chunk in iter(lambda: stream.read1(65536), b""):
+            sink.extend(chunk)
+
+    threads = [threading.Thread(target=pump, args=(proc.stdout, out), daemon=True),
+               threading.Thread(target=pump, args=(proc.stderr, err), daemon=True)]
+    for t in threads:
+        t.start()
+    deadline, done_at = time.monotonic() + CURL_TIMEOUT_S, None
+    while proc.poll() is None:
+        time.sleep(0.1)
+        if done_at is None and b"transcript.text.done" in out:
+            done_at = time.monotonic()
+        if done_at is not None and time.monotonic() - done_at > STREAM_END_GRACE_S:
+            proc.kill()
+            proc.wait()
+            pytest.fail(
+                f"the server sent transcript.text.done but kept the SSE response open for more than "
+                f"{STREAM_END_GRACE_S} s (curl never exits):\n$ {full}\nstdout: {out.decode('utf-8', 'replace')[-1500:]}",
+                pytrace=False,
+            )
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail(
+                f"README command did not finish within {CURL_TIMEOUT_S} s:\n$ {full}\n"
+                f"stdout so far: {out.decode('utf-8', 'replace')[-1500:]}",
+                pytrace=False,
+            )
+    for t in threads:
+        t.join(5)
+    return proc.returncode, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
