@@ -69,6 +69,8 @@ pub struct AsrRequest {
     pub prompt: Option<String>,
     /// Fallback temperatures in order; empty means the default schedule.
     pub temperatures: Vec<f32>,
+    /// Compute per-token times (word timestamps); costs a little decode time.
+    pub word_timestamps: bool,
 }
 
 /// One decoded segment with times in ms.
@@ -375,7 +377,7 @@ fn decode(
     params.set_print_realtime(false);
     params.set_print_special(false);
     params.set_print_timestamps(false);
-    params.set_token_timestamps(true);
+    params.set_token_timestamps(request.word_timestamps);
     let (temperature, increment) = temperature_schedule(&request.temperatures);
     params.set_temperature(temperature);
     params.set_temperature_inc(increment);

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use ember_dsp::{DecodeOptions, DecodedAudio};
 use ember_models::{AsrEngine, AsrHooks, AsrRequest, CancelToken};
 use ember_protocol::{
-    AlignmentModel, AudioRequest, ErrorCode, Preprocessing, Transcript, VadModel,
+    AlignmentModel, AudioRequest, ErrorCode, Preprocessing, ResponseFormat, Transcript, VadModel,
 };
 
 use crate::error::ApiError;
@@ -58,6 +58,8 @@ pub fn asr_request(request: &AudioRequest, audio: Vec<f32>) -> AsrRequest {
         language: request.language.clone(),
         prompt: request.prompt.clone(),
         temperatures: request.temperature.clone().unwrap_or_default(),
+        word_timestamps: request.response_format == ResponseFormat::VerboseJson
+            && request.granularities.word,
     }
 }
 

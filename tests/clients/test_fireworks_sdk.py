@@ -152,12 +152,15 @@ def test_authentication(auth_base_url):
     ok = AudioInference(base_url=auth_base_url, api_key=AUTH_KEY, request_timeout=60)
     assert isinstance(ok.transcribe(audio=c.read_bytes(), language="en"), TranscriptionResponse)
     bad = AudioInference(base_url=auth_base_url, api_key="wrong-key", request_timeout=60)
+    transport_error = None
     try:
         with pytest.raises(AuthenticationError) as info:
             bad.transcribe(audio=c.read_bytes())
     except httpx.TransportError as e:
+        transport_error = type(e).__name__
+    if transport_error:
         pytest.fail(
-            f"wrong key: the SDK's async httpx client got {type(e).__name__} instead of the 401 response. "
+            f"wrong key: the SDK's async httpx client got {transport_error} instead of the 401 response. "
             "The server answers 401 before reading the multipart body and then closes the connection "
             "with the upload unread (TCP reset), so the client never sees the 401.",
             pytrace=False,

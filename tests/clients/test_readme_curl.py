@@ -68,6 +68,8 @@ def with_fail_flags(cmd: str) -> str:
         flags.append("--fail-with-body")
     if not any(t in ("-sS", "-Ss") for t in tokens):
         flags.append("-sS")
+    if any("stream=true" in t for t in tokens) and not any(t in ("-N", "--no-buffer") for t in tokens):
+        flags.append("-N")  # so SSE events reach us as they come, not at exit
     if not flags:
         return cmd
     return "curl " + " ".join(flags) + cmd[len("curl"):]
