@@ -220,6 +220,14 @@ def check_cues(cues: list[Cue], duration: float, what: str) -> None:
         assert numbers == [str(i) for i in range(1, len(numbers) + 1)], f"{what}: cue numbers {numbers}"
 
 
+def check_cue_transcript(request, name: str, c, cues: list[Cue], what: str, limit: float, raw: str) -> None:
+    """Cue times and numbering are valid, and the cue text matches the clip's reference within `limit` WER."""
+    check_cues(cues, c.duration_s, what)
+    w = wer(c.transcript, " ".join(q.text for q in cues))
+    record_wer(request, name, w)
+    assert w <= limit, f"WER {w:.3f}: {raw!r}"
+
+
 def word_start_errors(ref: list[tuple[float, float, str]], hyp: list[tuple[float, float, str]]) -> list[float]:
     """|start difference| for hypothesis words matched, in order, to reference words."""
     ref_n = [normalise(w)[0] if normalise(w) else "" for _, _, w in ref]

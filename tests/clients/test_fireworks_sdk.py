@@ -18,7 +18,7 @@ from ember_testlib import (
     AUTH_KEY,
     WER_MAX_JFK,
     WER_MAX_SHORT,
-    check_cues,
+    check_cue_transcript,
     check_spans,
     clip,
     normalise,
@@ -77,10 +77,7 @@ def test_srt_format(fw, request):
     result = fw.transcribe(audio=c.read_bytes(), response_format="srt", language="en")
     assert isinstance(result, str)
     cues = parse_srt(result)
-    check_cues(cues, c.duration_s, "srt")
-    w = wer(c.transcript, " ".join(q.text for q in cues))
-    record_wer(request, "fireworks_srt_librivox0920", w)
-    assert w <= WER_MAX_SHORT, f"WER {w:.3f}: {result!r}"
+    check_cue_transcript(request, "fireworks_srt_librivox0920", c, cues, "srt", WER_MAX_SHORT, result)
 
 
 def test_vtt_format(fw, request):
@@ -88,10 +85,7 @@ def test_vtt_format(fw, request):
     result = fw.transcribe(audio=c.read_bytes(), response_format="vtt", language="en")
     assert isinstance(result, str) and result.startswith("WEBVTT"), result[:60]
     cues = parse_vtt(result)
-    check_cues(cues, c.duration_s, "vtt")
-    w = wer(c.transcript, " ".join(q.text for q in cues))
-    record_wer(request, "fireworks_vtt_forever2", w)
-    assert w <= WER_MAX_SHORT, f"WER {w:.3f}: {result!r}"
+    check_cue_transcript(request, "fireworks_vtt_forever2", c, cues, "vtt", WER_MAX_SHORT, result)
 
 
 def test_verbose_json_word_and_segment(fw, request):

@@ -14,7 +14,7 @@ from ember_testlib import (
     AUTH_KEY,
     WER_MAX_JFK,
     WER_MAX_SHORT,
-    check_cues,
+    check_cue_transcript,
     check_spans,
     clip,
     median,
@@ -93,10 +93,7 @@ def test_srt_format(client, request):
     )
     assert isinstance(result, str)
     cues = parse_srt(result)
-    check_cues(cues, jfk.duration_s, "srt")
-    w = wer(jfk.transcript, " ".join(c.text for c in cues))
-    record_wer(request, "openai_srt_jfk", w)
-    assert w <= WER_MAX_JFK, f"WER {w:.3f}: {result!r}"
+    check_cue_transcript(request, "openai_srt_jfk", jfk, cues, "srt", WER_MAX_JFK, result)
 
 
 def test_vtt_format(client, request):
@@ -107,10 +104,7 @@ def test_vtt_format(client, request):
     assert isinstance(result, str)
     assert result.startswith("WEBVTT"), f"vtt must start with WEBVTT: {result[:60]!r}"
     cues = parse_vtt(result)
-    check_cues(cues, c.duration_s, "vtt")
-    w = wer(c.transcript, " ".join(q.text for q in cues))
-    record_wer(request, "openai_vtt_librivox0870", w)
-    assert w <= WER_MAX_SHORT, f"WER {w:.3f}: {result!r}"
+    check_cue_transcript(request, "openai_vtt_librivox0870", c, cues, "vtt", WER_MAX_SHORT, result)
 
 
 # --------------------------------------------------------------------------- verbose_json
