@@ -39,11 +39,7 @@ fn transcript() -> Transcript {
             }
         })
         .collect();
-    let text = segments
-        .iter()
-        .map(|s| s.text.trim())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = Transcript::joined_text(&segments);
     Transcript {
         task: Task::Transcribe,
         language: "en".into(),

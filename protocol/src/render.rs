@@ -88,13 +88,7 @@ fn full_text(t: &Transcript) -> String {
     if !text.is_empty() || t.segments.is_empty() {
         return text.to_owned();
     }
-    let parts: Vec<&str> = t
-        .segments
-        .iter()
-        .map(|s| s.text.trim())
-        .filter(|s| !s.is_empty())
-        .collect();
-    parts.join(" ")
+    Transcript::joined_text(&t.segments)
 }
 
 /// `json` is exactly `{"text": ...}`: the Fireworks SDK refuses any other key, `usage`

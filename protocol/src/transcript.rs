@@ -26,6 +26,17 @@ impl Transcript {
     pub fn words(&self) -> impl Iterator<Item = &Word> {
         self.segments.iter().flat_map(|s| s.words.iter())
     }
+
+    /// The segments' texts, trimmed and joined by single spaces (empty ones skipped):
+    /// the transcript text when the decoder gives none of its own.
+    pub fn joined_text(segments: &[Segment]) -> String {
+        let parts: Vec<&str> = segments
+            .iter()
+            .map(|s| s.text.trim())
+            .filter(|s| !s.is_empty())
+            .collect();
+        parts.join(" ")
+    }
 }
 
 /// One decoded segment, with Whisper's per-segment statistics that OpenAI clients expect.

@@ -41,11 +41,7 @@ pub fn to_transcript(output: AsrOutput, task: Task, duration_ms: u64) -> Transcr
                 .collect(),
         })
         .collect();
-    let text = segments
-        .iter()
-        .map(|s| s.text.trim())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let text = Transcript::joined_text(&segments);
     Transcript {
         task,
         language: output.language,
