@@ -44,11 +44,7 @@ pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let options = RenderOptions {
-        format: request.response_format,
-        granularities: request.granularities,
-        language_names: false,
-    };
+    let options = RenderOptions::from_request(&request, false);
     for file in &args.files {
         let started = Instant::now();
         let decoded = decode_path(file, CLI_MAX_AUDIO)

@@ -81,11 +81,7 @@ async fn handle(
 fn render_response(state: &AppState, request: &AudioRequest, transcript: &Transcript) -> Response {
     let rendered = render(
         transcript,
-        &RenderOptions {
-            format: request.response_format,
-            granularities: request.granularities,
-            language_names: state.limits.language_names,
-        },
+        &RenderOptions::from_request(request, state.limits.language_names),
     );
     ([(CONTENT_TYPE, rendered.content_type)], rendered.body).into_response()
 }
