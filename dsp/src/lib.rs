@@ -10,19 +10,29 @@
 //!   for Opus), downmix and resample to [`SAMPLE_RATE`].
 //! - [`Resampler16k`] and [`mix`] are the streaming building blocks, reusable by
 //!   the live-stream path.
+//! - [`loudness`] applies the `preprocessing` presets (EBU R128 dynamic normalisation,
+//!   bass shelf, true-peak limiting) in place.
+//! - [`vad`] scores frames for speech (the [`VoiceDetector`] trait, WebRTC) and turns the
+//!   scores into padded speech regions.
 
 pub mod decode;
 pub mod error;
+pub mod loudness;
 pub mod mix;
 pub mod resample;
 pub mod sniff;
+pub mod vad;
+pub mod window;
 
 pub use decode::{
     decode_bytes, decode_bytes_with, decode_file, decode_file_with, DecodeOptions, DecodedAudio,
 };
 pub use error::DspError;
+pub use loudness::{apply_preset, LoudnessPreset, LoudnessReport, PresetParams};
 pub use resample::{resample_to_16k, Resampler16k};
 pub use sniff::{looks_like_url, sniff, Container};
+pub use vad::{SpeechRegion, VadError, VoiceDetector};
+pub use window::{pack_windows, AudioWindow, WindowPiece};
 
 /// The sample rate of every buffer this crate hands out: what Whisper, Silero VAD
 /// and the CTC aligner all expect.

@@ -378,6 +378,9 @@ fn decode(
     params.set_print_special(false);
     params.set_print_timestamps(false);
     params.set_token_timestamps(request.word_timestamps);
+    // Non-speech tokens (`[Music]`, `♪`, `(applause)`) are never a transcript of speech;
+    // suppressing them is the first line of the hallucination guard (crate::guard).
+    params.set_suppress_nst(true);
     let (temperature, increment) = temperature_schedule(&request.temperatures);
     params.set_temperature(temperature);
     params.set_temperature_inc(increment);

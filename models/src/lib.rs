@@ -4,16 +4,23 @@ pub mod asr;
 pub mod ct2;
 pub mod error;
 pub mod ggml;
+pub mod guard;
+pub mod onnx;
 pub mod packages;
 pub mod pool;
 pub mod provision;
 pub mod registry;
+pub mod silero;
+pub mod vad;
 pub mod words;
 
 pub use asr::{
     AsrConfig, AsrEngine, AsrHooks, AsrOutput, AsrRequest, AsrSegment, AsrTask, CancelToken,
 };
 pub use error::ModelError;
+pub use guard::{screen_segment, DropReason, GuardConfig};
 pub use pool::{SubmitError, WorkerPool};
 pub use registry::{ModelRegistry, WhisperModelSpec};
+pub use silero::SileroVad;
+pub use vad::{SpeechMap, VadEngine, VadKind};
 pub use words::AsrWord;

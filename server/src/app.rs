@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_key;
 use crate::error::ApiError;
-use crate::routes::{audio, meta};
+use crate::routes::{audio, meta, vad};
 use crate::state::AppState;
 
 /// Multipart framing and text fields on top of the audio itself.
@@ -38,6 +38,7 @@ pub fn app(state: AppState) -> Router {
                 &format!("{prefix}/audio/translations"),
                 post(audio::translations),
             )
+            .route(&format!("{prefix}/audio/vad"), post(vad::speech_regions))
             .route(&format!("{prefix}/models"), get(meta::models));
     }
     let body_limit = state
@@ -57,6 +58,9 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(body_limit));
     Router::new()
         .route("/health", get(meta::health))
+        // Outside auth like `/health`, so a scraper needs no API key; bind Ember to a
+        // private interface or filter `/metrics` at the proxy when that matters.
+        .route("/metrics", get(crate::metrics::scrape))
         .merge(api)
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)

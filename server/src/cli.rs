@@ -6,13 +6,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use ember_models::provision::{self, ModelSet};
-use ember_models::AsrHooks;
 use ember_protocol::{render, AudioRequest, FormFields, RenderOptions, Task};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::{ModelsCommand, TranscribeArgs};
-use crate::engine::load_engine;
-use crate::pipeline::{check_supported, decode_path, transcribe};
+use crate::engine::load_models;
+use crate::longform::TranscribeEvents;
+use crate::metrics::StageTimings;
+use crate::pipeline::{check_supported, transcribe};
+use crate::prepare::{prepare_path, vad_kind, PrepareOptions};
 
 /// Longest file the CLI accepts (it is the operator's own machine: 24 h).
 const CLI_MAX_AUDIO: Duration = Duration::from_secs(24 * 3600);
@@ -35,32 +37,47 @@ pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
     if let Some(prompt) = &args.prompt {
         fields.push("prompt", prompt.clone());
     }
+    fields.push("preprocessing", args.preprocessing.clone());
+    fields.push("vad_model", args.vad_model.clone());
     if args.format == "verbose_json" {
         fields.push("timestamp_granularities", "word,segment");
     }
     let request = AudioRequest::from_fields(task, &fields).map_err(|e| anyhow::anyhow!("{e}"))?;
-    check_supported(&request).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let engine = load_engine(&args.asr)?;
+    let models = load_models(&args.asr)?;
+    check_supported(&request, &models.vad).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let preparation = PrepareOptions {
+        max_duration: CLI_MAX_AUDIO,
+        preprocessing: request.preprocessing,
+        vad: Some(vad_kind(request.vad_model, &models.vad).map_err(|e| anyhow::anyhow!("{e}"))?),
+        segmenter: None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let options = RenderOptions::from_request(&request, false);
     for file in &args.files {
         let started = Instant::now();
-        let decoded = decode_path(file, CLI_MAX_AUDIO)
+        let prepared = prepare_path(file, &preparation, &models.vad)
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        let audio_secs = decoded.duration_ms() as f64 / 1000.0;
+        let audio_secs = prepared.duration_ms() as f64 / 1000.0;
         let bar = progress_bar(file, audio_secs);
         let hook_bar = bar.clone();
-        let hooks = AsrHooks {
-            on_segment: None,
+        let events = TranscribeEvents {
+            on_text: None,
             on_progress: Some(Box::new(move |percent| {
-                hook_bar.set_position(percent.clamp(0, 100) as u64)
+                hook_bar.set_position(u64::from(percent.min(100)))
             })),
         };
         let deadline = Instant::now() + CLI_MAX_AUDIO;
-        let transcript = runtime
-            .block_on(transcribe(&engine, &request, decoded, deadline, hooks))
+        let (transcript, timings): (_, StageTimings) = runtime
+            .block_on(transcribe(
+                &models.asr,
+                models.guard.as_ref(),
+                &request,
+                prepared,
+                deadline,
+                events,
+            ))
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         bar.finish_and_clear();
         let elapsed = started.elapsed().as_secs_f64();
@@ -69,6 +86,7 @@ pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
             audio_secs,
             elapsed_secs = elapsed,
             real_time_factor = elapsed / audio_secs.max(1e-3),
+            timings = %timings.to_json(),
             "transcribed"
         );
         let rendered = render(&transcript, &options);

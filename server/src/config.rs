@@ -83,6 +83,13 @@ pub struct AsrArgs {
     /// whisper.cpp flash attention (slower encoder on AVX-512 CPUs; lowers memory).
     #[arg(long, env = "EMBER_FLASH_ATTENTION")]
     pub flash_attention: bool,
+    /// Drop decoded segments that are not speech (Whisper's no-speech and compression
+    /// checks, repetition loops, known phrases over non-speech). On by default.
+    #[arg(long, env = "EMBER_HALLUCINATION_GUARD", default_value_t = true, action = clap::ArgAction::Set)]
+    pub hallucination_guard: bool,
+    /// Silero VAD sessions kept for reuse (each ~3 MB; one per concurrent upload).
+    #[arg(long, env = "EMBER_VAD_SESSIONS", default_value_t = 2)]
+    pub vad_sessions: usize,
 }
 
 impl AsrArgs {
@@ -167,4 +174,10 @@ pub struct TranscribeArgs {
     /// Write here instead of stdout: a file for one input, or a directory (one file per input).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// Loudness preset: none, dynamic, soft_dynamic, bass_dynamic.
+    #[arg(long, default_value = "none")]
+    pub preprocessing: String,
+    /// Voice-activity detector: silero or webrtc.
+    #[arg(long, default_value = "silero")]
+    pub vad_model: String,
 }

@@ -1,21 +1,53 @@
-//! Builds the ASR engine from the installed models: reads the provisioning manifest,
-//! picks one ggml file per model (q8_0 or f16, as configured), adds operator-dropped
-//! ggml files, loads everything.
+//! Builds the engines from the installed models: reads the provisioning manifest,
+//! picks one ggml file per Whisper model (q8_0 or f16, as configured), adds
+//! operator-dropped ggml files, initialises ONNX Runtime for Silero VAD, loads everything.
 
 use std::collections::BTreeMap;
 
 use anyhow::Context;
 use ember_models::ggml::GgmlType;
-use ember_models::provision::{self, InstalledModel};
-use ember_models::{AsrConfig, AsrEngine, ModelRegistry, WhisperModelSpec};
+use ember_models::provision::{self, InstalledModel, Manifest};
+use ember_models::{AsrConfig, AsrEngine, GuardConfig, ModelRegistry, VadEngine, WhisperModelSpec};
 
 use crate::config::{AsrArgs, WeightType};
+use crate::state::Models;
 
-/// Loads every installed Whisper model (seconds); used by `serve`, `transcribe` and tests.
-pub fn load_engine(args: &AsrArgs) -> anyhow::Result<AsrEngine> {
+/// Loads every installed model (seconds); used by `serve`, `transcribe` and tests.
+pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
     let dir = args.models_dir();
     let manifest = provision::list(&dir)
         .with_context(|| format!("reading the model manifest in {}", dir.display()))?;
+    let vad = load_vad(&manifest, args)?;
+    let asr = load_asr(&manifest, args)?;
+    let guard = args.hallucination_guard.then(GuardConfig::default);
+    if guard.is_none() {
+        tracing::warn!(
+            "the hallucination guard is off: text decoded over non-speech is returned as is"
+        );
+    }
+    Ok(Models { asr, vad, guard })
+}
+
+/// Silero when both it and ONNX Runtime are installed; webrtc always.
+fn load_vad(manifest: &Manifest, args: &AsrArgs) -> anyhow::Result<VadEngine> {
+    let silero = match (manifest.find("silero-vad"), manifest.find("onnxruntime")) {
+        (Some(model), Some(runtime)) => {
+            ember_models::onnx::init(&runtime.path)
+                .with_context(|| format!("loading ONNX Runtime from {}", runtime.path.display()))?;
+            Some(model.path.clone())
+        }
+        _ => {
+            tracing::warn!("Silero VAD or ONNX Runtime is not installed: only `vad_model=webrtc` is available (run `ember models install`)");
+            None
+        }
+    };
+    let engine = VadEngine::new(silero, args.vad_sessions)?;
+    tracing::info!(installed = ?engine.installed(), "VAD ready");
+    Ok(engine)
+}
+
+fn load_asr(manifest: &Manifest, args: &AsrArgs) -> anyhow::Result<AsrEngine> {
+    let dir = args.models_dir();
     let specs = pick_weights(manifest.whisper_models(), args.weight_type);
     if specs.is_empty() {
         anyhow::bail!(

@@ -1,56 +1,38 @@
 //! The audio pipeline shared by the HTTP handlers and the CLI: check what the request
-//! asks for, decode on the blocking pool, queue the ASR job, build the transcript.
+//! asks for, prepare the audio on the blocking pool (decode, preprocess, VAD), run the
+//! long-form ASR over the speech, build the transcript.
 
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ember_dsp::{DecodeOptions, DecodedAudio};
-use ember_models::{AsrEngine, AsrHooks, AsrRequest, CancelToken};
-use ember_protocol::{
-    AlignmentModel, AudioRequest, ErrorCode, Preprocessing, ResponseFormat, Transcript, VadModel,
-};
+use ember_models::{AsrEngine, AsrRequest, CancelToken, GuardConfig, VadEngine};
+use ember_protocol::{AlignmentModel, AudioRequest, ErrorCode, ResponseFormat, Transcript};
 
 use crate::error::ApiError;
+use crate::longform::{transcribe_speech, LongformJob, TranscribeEvents};
+use crate::metrics::{self, Stage, StageTimings};
+use crate::prepare::{prepare_path, vad_kind, PrepareOptions, PreparedAudio};
 use crate::state::AppState;
 use crate::transcript::{asr_task, to_transcript};
-use crate::upload::url_not_supported;
 
 /// Rejects options whose implementation has not landed yet, naming the parameter. The
-/// Fireworks SDK's defaults (`vad_model=silero`, `alignment_model=tdnn_ffn`,
-/// `preprocessing=none`) always pass: that SDK sends them on every call (PROTOCOL §2.8).
-pub fn check_supported(request: &AudioRequest) -> Result<(), ApiError> {
-    let checks = [
-        (
-            Preprocessing::PARAM,
-            request.preprocessing.as_str(),
-            request.preprocessing == Preprocessing::None,
-            "none",
-        ),
-        (
-            VadModel::PARAM,
-            request.vad_model.as_str(),
-            request.vad_model == VadModel::Silero,
-            "silero",
-        ),
-        (
-            AlignmentModel::PARAM,
-            request.alignment_model.as_str(),
-            request.alignment_model == AlignmentModel::TdnnFfn,
-            "tdnn_ffn",
-        ),
-    ];
-    match checks.into_iter().find(|(_, _, available, _)| !available) {
-        Some((param, value, _, available)) => Err(ApiError::invalid_param(
+/// Fireworks SDK's default `alignment_model=tdnn_ffn` always passes: that SDK sends it on
+/// every call (PROTOCOL §2.8). VAD models are checked against the installed ones.
+pub fn check_supported(request: &AudioRequest, vad: &VadEngine) -> Result<(), ApiError> {
+    vad_kind(request.vad_model, vad)?;
+    if request.alignment_model != AlignmentModel::TdnnFfn {
+        let value = request.alignment_model.as_str();
+        let param = AlignmentModel::PARAM;
+        return Err(ApiError::invalid_param(
             param,
-            format!("`{param}` `{value}` is not available in this version of Ember; available: `{available}`"),
-        )),
-        None => Ok(()),
+            format!("`{param}` `{value}` is not available in this version of Ember; available: `tdnn_ffn`"),
+        ));
     }
+    Ok(())
 }
 
-/// Builds the engine request from the wire request and decoded audio.
+/// Builds the engine request from the wire request and 16 kHz audio.
 pub fn asr_request(request: &AudioRequest, audio: Vec<f32>) -> AsrRequest {
     AsrRequest {
         audio: Arc::new(audio),
@@ -63,40 +45,35 @@ pub fn asr_request(request: &AudioRequest, audio: Vec<f32>) -> AsrRequest {
     }
 }
 
-/// Decodes a spooled upload on the blocking pool, bounded by the decode slots.
-pub async fn decode_upload(state: &AppState, path: PathBuf) -> Result<DecodedAudio, ApiError> {
+/// How a request's audio is prepared.
+pub fn prepare_options(
+    state: &AppState,
+    request: &AudioRequest,
+) -> Result<PrepareOptions, ApiError> {
+    Ok(PrepareOptions {
+        max_duration: state.limits.max_audio,
+        preprocessing: request.preprocessing,
+        vad: Some(vad_kind(request.vad_model, state.vad()?)?),
+        segmenter: None,
+    })
+}
+
+/// Prepares a spooled upload on the blocking pool, bounded by the decode slots.
+pub async fn prepare_upload(
+    state: &AppState,
+    path: PathBuf,
+    options: PrepareOptions,
+) -> Result<PreparedAudio, ApiError> {
     let _slot = state
         .decode_slots
         .clone()
         .acquire_owned()
         .await
         .map_err(|_| ApiError::new(ErrorCode::NotReady, "the server is shutting down"))?;
-    let max_duration = state.limits.max_audio;
-    tokio::task::spawn_blocking(move || decode_path(&path, max_duration))
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || prepare_path(&path, &options, state.vad()?))
         .await
-        .map_err(|e| ApiError::internal(format!("decode task failed: {e}")))?
-}
-
-/// Synchronous decode with the URL-in-file check (PROTOCOL §2.1.2).
-pub fn decode_path(path: &Path, max_duration: Duration) -> Result<DecodedAudio, ApiError> {
-    let mut head = [0u8; 16];
-    let read = std::fs::File::open(path)
-        .and_then(|mut f| f.read(&mut head))
-        .map_err(|e| ApiError::internal(format!("reading the upload failed: {e}")))?;
-    if ember_dsp::looks_like_url(&head[..read]) {
-        return Err(url_not_supported());
-    }
-    let options = DecodeOptions {
-        max_duration: Some(max_duration),
-    };
-    let started = Instant::now();
-    let decoded = ember_dsp::decode_file_with(path, &options)?;
-    tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        audio_ms = decoded.duration_ms(),
-        "decoded upload"
-    );
-    Ok(decoded)
+        .map_err(|e| ApiError::internal(format!("audio preparation failed: {e}")))?
 }
 
 /// Cancels the job when the handler's future is dropped (client disconnected or timed out).
@@ -108,27 +85,35 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Queues the ASR job and waits for it; the transcript carries the audio duration.
+/// Runs ASR over the prepared audio's speech and builds the transcript; the timings
+/// come back with the ASR stage filled in and are recorded to the metrics.
 pub async fn transcribe(
     engine: &AsrEngine,
+    guard: Option<&GuardConfig>,
     request: &AudioRequest,
-    decoded: DecodedAudio,
+    prepared: PreparedAudio,
     deadline: Instant,
-    hooks: AsrHooks,
-) -> Result<Transcript, ApiError> {
-    let duration_ms = decoded.duration_ms();
+    mut events: TranscribeEvents,
+) -> Result<(Transcript, StageTimings), ApiError> {
+    let duration_ms = prepared.duration_ms();
     let cancel = CancelToken::default();
-    let guard = CancelOnDrop(cancel.clone());
-    let receiver = engine.submit(
-        request.model.as_deref(),
-        asr_request(request, decoded.samples),
+    let _guard = CancelOnDrop(cancel.clone());
+    let job = LongformJob {
+        engine,
+        model: request.model.as_deref(),
+        request: asr_request(request, Vec::new()),
         cancel,
         deadline,
-        hooks,
-    )?;
-    let output = receiver
-        .await
-        .map_err(|_| ApiError::internal("the ASR worker failed while processing this request"))??;
-    drop(guard);
-    Ok(to_transcript(output, request.task, duration_ms))
+        guard,
+    };
+    let started = Instant::now();
+    let output = transcribe_speech(job, &prepared.samples, &prepared.speech, &mut events).await?;
+    let mut timings = prepared.timings;
+    timings.set(Stage::Asr, started.elapsed());
+    timings.record();
+    let speech_ms =
+        prepared.speech.speech_samples() as u64 * 1000 / u64::from(ember_dsp::SAMPLE_RATE);
+    ::metrics::counter!(metrics::AUDIO_MS).increment(duration_ms);
+    ::metrics::counter!(metrics::SPEECH_MS).increment(speech_ms);
+    Ok((to_transcript(output, request.task, duration_ms), timings))
 }

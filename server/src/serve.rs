@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use crate::auth::ApiKeys;
 use crate::config::ServeArgs;
-use crate::engine::load_engine;
+use crate::engine::load_models;
 use crate::state::{AppState, Limits};
 
 /// Runs the server on a fresh multi-threaded runtime until shutdown.
@@ -39,11 +39,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let loading_state = state.clone();
     let asr = args.asr.clone();
-    let loader = tokio::task::spawn_blocking(move || load_engine(&asr));
+    let loader = tokio::task::spawn_blocking(move || load_models(&asr));
     tokio::spawn(async move {
         match loader.await {
-            Ok(Ok(engine)) => {
-                loading_state.set_engine(engine);
+            Ok(Ok(models)) => {
+                loading_state.set_models(models);
                 tracing::info!("models loaded; ready");
             }
             Ok(Err(error)) => {

@@ -1,12 +1,13 @@
-//! Shared application state: the ASR engine (set once loading finishes, so `/health`
-//! can say 503 until then), limits, and the decode slots.
+//! Shared application state: the loaded models (set once loading finishes, so `/health`
+//! can say 503 until then), limits, the decode slots and the metrics handle.
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ember_models::AsrEngine;
+use ember_models::{AsrEngine, GuardConfig, VadEngine};
 use ember_protocol::ErrorCode;
+use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
 
 use crate::auth::ApiKeys;
@@ -21,6 +22,14 @@ pub struct Limits {
     pub max_audio: Duration,
     pub language_names: bool,
     pub spool_dir: PathBuf,
+}
+
+/// The inference engines, loaded together in the background.
+pub struct Models {
+    pub asr: AsrEngine,
+    pub vad: VadEngine,
+    /// The hallucination guard's thresholds; `None` when the operator turned it off.
+    pub guard: Option<GuardConfig>,
 }
 
 impl Limits {
@@ -38,34 +47,47 @@ impl Limits {
 /// Everything a handler can reach.
 #[derive(Clone)]
 pub struct AppState {
-    engine: Arc<OnceLock<AsrEngine>>,
+    models: Arc<OnceLock<Models>>,
     pub limits: Arc<Limits>,
     pub keys: ApiKeys,
     /// Bounds concurrent decodes on the blocking pool.
     pub decode_slots: Arc<Semaphore>,
+    /// Renders `GET /metrics`.
+    pub metrics: PrometheusHandle,
 }
 
 impl AppState {
     pub fn new(limits: Limits, keys: ApiKeys, decode_concurrency: usize) -> Self {
         Self {
-            engine: Arc::new(OnceLock::new()),
+            models: Arc::new(OnceLock::new()),
             limits: Arc::new(limits),
             keys,
             decode_slots: Arc::new(Semaphore::new(decode_concurrency.max(1))),
+            metrics: crate::metrics::install(),
         }
     }
 
-    /// Installs the loaded engine; the server turns healthy.
-    pub fn set_engine(&self, engine: AsrEngine) {
-        if self.engine.set(engine).is_err() {
-            tracing::warn!("ASR engine was already set");
+    /// Installs the loaded models; the server turns healthy.
+    pub fn set_models(&self, models: Models) {
+        if self.models.set(models).is_err() {
+            tracing::warn!("models were already set");
         }
     }
 
-    /// The engine, or 503 while models are still loading.
-    pub fn engine(&self) -> Result<&AsrEngine, ApiError> {
-        self.engine
+    /// The loaded models, or 503 while they are still loading.
+    pub fn models(&self) -> Result<&Models, ApiError> {
+        self.models
             .get()
             .ok_or_else(|| ApiError::new(ErrorCode::NotReady, "models are still loading"))
+    }
+
+    /// The ASR engine, or 503 while models are still loading.
+    pub fn engine(&self) -> Result<&AsrEngine, ApiError> {
+        self.models().map(|m| &m.asr)
+    }
+
+    /// The VAD engine, or 503 while models are still loading.
+    pub fn vad(&self) -> Result<&VadEngine, ApiError> {
+        self.models().map(|m| &m.vad)
     }
 }

@@ -62,7 +62,6 @@ async fn missing_file_and_bad_fields_name_the_param() {
     for (field, value) in [
         ("response_format", "docx"),
         ("preprocessing", "loud"),
-        ("preprocessing", "dynamic"),
         ("temperature", "7"),
         ("vad_model", "whisperx-pyannet"),
     ] {
@@ -143,6 +142,7 @@ fn small_server() -> &'static TestServer {
             max_upload_bytes: 100_000,
             asr_queue: 1,
             beam_size: 1,
+            ..ServerSpec::default()
         })
     })
 }

@@ -2,8 +2,13 @@
 //! converted weights from `EMBER_MODELS_DIR` (installed by `scripts/test.sh`).
 
 mod accuracy;
+mod audio;
 mod errors;
 mod formats;
 mod lifecycle;
+mod longform;
+mod no_speech;
+mod preprocessing;
 mod support;
+mod vad;
 mod wer;

@@ -56,6 +56,8 @@ pub struct ServerSpec {
     pub max_upload_bytes: u64,
     pub asr_queue: usize,
     pub beam_size: u32,
+    /// The hallucination guard (on in production); off to measure what it removes.
+    pub hallucination_guard: bool,
 }
 
 impl Default for ServerSpec {
@@ -66,6 +68,7 @@ impl Default for ServerSpec {
             max_upload_bytes: 1 << 30,
             asr_queue: 16,
             beam_size: 5,
+            hallucination_guard: true,
         }
     }
 }
@@ -97,6 +100,8 @@ pub fn start(spec: ServerSpec) -> TestServer {
                     asr_queue: spec.asr_queue,
                     beam_size: spec.beam_size,
                     flash_attention: false,
+                    hallucination_guard: spec.hallucination_guard,
+                    vad_sessions: 2,
                 };
                 let limits = Limits {
                     max_upload_bytes: spec.max_upload_bytes,
@@ -107,11 +112,11 @@ pub fn start(spec: ServerSpec) -> TestServer {
                 };
                 let state = AppState::new(limits, ApiKeys::new(&spec.api_keys), 2);
                 let engine =
-                    tokio::task::spawn_blocking(move || ember_server::engine::load_engine(&asr))
+                    tokio::task::spawn_blocking(move || ember_server::engine::load_models(&asr))
                         .await
                         .expect("load task")
                         .expect("models load: run `ember models install --set test` first");
-                state.set_engine(engine);
+                state.set_models(engine);
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind");

@@ -48,6 +48,8 @@ pub struct DecodedAudio {
     pub source_channels: u16,
     /// Packets that failed to decode and were skipped (0 for a clean file).
     pub skipped_packets: u64,
+    /// Time spent downmixing and resampling, inside the decode time (a metrics stage).
+    pub resample_time: Duration,
 }
 
 impl DecodedAudio {

@@ -4,7 +4,7 @@
 //! has; the sink keeps one [`Resampler16k`] per run of equal rates (a chained Ogg
 //! may change rate mid-file) and appends 16 kHz mono to the single output buffer.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::decode::{DecodeOptions, DecodedAudio, PacketStats};
 use crate::error::DspError;
@@ -21,6 +21,7 @@ pub(crate) struct MonoSink {
     max_samples: Option<usize>,
     source_rate: u32,
     source_channels: u16,
+    resample_time: Duration,
 }
 
 impl MonoSink {
@@ -36,6 +37,7 @@ impl MonoSink {
             max_samples,
             source_rate: 0,
             source_channels: 0,
+            resample_time: Duration::ZERO,
         }
     }
 
@@ -82,6 +84,7 @@ impl MonoSink {
             self.source_rate = rate;
             self.source_channels = u16::try_from(channels).unwrap_or(u16::MAX);
         }
+        let started = Instant::now();
         if self.resampler.as_ref().map(Resampler16k::input_rate) != Some(rate) {
             if let Some(mut old) = self.resampler.take() {
                 old.finish_into(&mut self.out);
@@ -93,6 +96,7 @@ impl MonoSink {
         if let Some(resampler) = self.resampler.as_mut() {
             resampler.process_into(&self.mono, &mut self.out);
         }
+        self.resample_time += started.elapsed();
         self.check_length()
     }
 
@@ -125,6 +129,7 @@ impl MonoSink {
             source_sample_rate: self.source_rate,
             source_channels: self.source_channels,
             skipped_packets: stats.failed,
+            resample_time: self.resample_time,
         })
     }
 
