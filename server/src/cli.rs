@@ -38,7 +38,11 @@ pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
         fields.push("prompt", prompt.clone());
     }
     fields.push("preprocessing", args.preprocessing.clone());
-    fields.push("vad_model", args.vad_model.clone());
+    // `none` (CLI only, for diagnosis and measurement) sends the whole file to Whisper.
+    let skip_vad = args.vad_model == "none";
+    if !skip_vad {
+        fields.push("vad_model", args.vad_model.clone());
+    }
     if args.format == "verbose_json" {
         fields.push("timestamp_granularities", "word,segment");
     }
@@ -48,7 +52,11 @@ pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
     let preparation = PrepareOptions {
         max_duration: CLI_MAX_AUDIO,
         preprocessing: request.preprocessing,
-        vad: Some(vad_kind(request.vad_model, &models.vad).map_err(|e| anyhow::anyhow!("{e}"))?),
+        vad: if skip_vad {
+            None
+        } else {
+            Some(vad_kind(request.vad_model, &models.vad).map_err(|e| anyhow::anyhow!("{e}"))?)
+        },
         segmenter: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -177,7 +177,8 @@ pub struct TranscribeArgs {
     /// Loudness preset: none, dynamic, soft_dynamic, bass_dynamic.
     #[arg(long, default_value = "none")]
     pub preprocessing: String,
-    /// Voice-activity detector: silero or webrtc.
+    /// Voice-activity detector: silero, webrtc, or none (the whole file goes to Whisper;
+    /// for diagnosis, not on the HTTP API).
     #[arg(long, default_value = "silero")]
     pub vad_model: String,
 }
