@@ -48,21 +48,39 @@ impl AudioWindow {
     /// Maps a sample position inside the window to the source. Positions past the end
     /// map to the end of the last piece.
     pub fn to_source(&self, window_sample: usize) -> usize {
+        self.to_source_within(window_sample, window_sample)
+    }
+
+    /// Maps `window_sample` as a position of the piece that holds `anchor`, clamped to
+    /// that piece. Whisper often stretches the end of a segment's last word up to the next
+    /// speech; a word (or segment end) is mapped within the piece where it starts so it
+    /// can never reach across the silence that the window left out.
+    pub fn to_source_within(&self, anchor: usize, window_sample: usize) -> usize {
         let index = self
             .pieces
-            .partition_point(|p| p.window_start <= window_sample)
+            .partition_point(|p| p.window_start <= anchor)
             .saturating_sub(1);
         match self.pieces.get(index) {
-            Some(piece) => piece.source_start + (window_sample - piece.window_start).min(piece.len),
+            Some(piece) => {
+                piece.source_start
+                    + window_sample
+                        .saturating_sub(piece.window_start)
+                        .min(piece.len)
+            }
             None => 0,
         }
     }
 
+    /// [`Self::to_source_within`] in milliseconds at `sample_rate`.
+    pub fn to_source_ms_within(&self, anchor_ms: u64, window_ms: u64, sample_rate: u32) -> u64 {
+        let rate = u64::from(sample_rate);
+        let sample = |ms: u64| usize::try_from(ms * rate / 1000).unwrap_or(usize::MAX);
+        self.to_source_within(sample(anchor_ms), sample(window_ms)) as u64 * 1000 / rate
+    }
+
     /// [`Self::to_source`] in milliseconds at `sample_rate`.
     pub fn to_source_ms(&self, window_ms: u64, sample_rate: u32) -> u64 {
-        let rate = u64::from(sample_rate);
-        let sample = usize::try_from(window_ms * rate / 1000).unwrap_or(usize::MAX);
-        self.to_source(sample) as u64 * 1000 / rate
+        self.to_source_ms_within(window_ms, window_ms, sample_rate)
     }
 
     /// The source span from the first piece's start to the last piece's end.
@@ -133,6 +151,10 @@ mod tests {
         assert_eq!(window.to_source(10), 500);
         assert_eq!(window.to_source(29), 519);
         assert_eq!(window.to_source(1_000), 520);
+        // An end past the first piece stays in the piece where its span started.
+        assert_eq!(window.to_source_within(5, 25), 110);
+        assert_eq!(window.to_source_within(12, 25), 515);
+        assert_eq!(window.to_source_within(12, 3), 500);
         let source: Vec<f32> = (0..600).map(|i| i as f32).collect();
         let audio = window.gather(&source);
         assert_eq!(audio.len(), 30);

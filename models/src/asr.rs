@@ -69,8 +69,6 @@ pub struct AsrRequest {
     pub prompt: Option<String>,
     /// Fallback temperatures in order; empty means the default schedule.
     pub temperatures: Vec<f32>,
-    /// Compute per-token times (word timestamps); costs a little decode time.
-    pub word_timestamps: bool,
 }
 
 /// One decoded segment with times in ms.
@@ -377,7 +375,9 @@ fn decode(
     params.set_print_realtime(false);
     params.set_print_special(false);
     params.set_print_timestamps(false);
-    params.set_token_timestamps(request.word_timestamps);
+    // Token times are always computed (cheap: from the timestamp-token probabilities):
+    // the long-form pipeline maps each word back to its own piece of a window.
+    params.set_token_timestamps(true);
     // Non-speech tokens (`[Music]`, `♪`, `(applause)`) are never a transcript of speech;
     // suppressing them is the first line of the hallucination guard (crate::guard).
     params.set_suppress_nst(true);

@@ -96,3 +96,21 @@ fn speed() {
         );
     }
 }
+
+#[test]
+#[ignore]
+fn dump() {
+    use ember_dsp::vad::{frame_probabilities, VoiceDetector};
+    let dir = ember_models::provision::models_dir_default();
+    let mut vad = ember_models::SileroVad::from_models_dir(&dir).unwrap();
+    let clip = ember_dsp::decode_file(std::path::Path::new("/work/shared/data/jfk/jfk.wav"))
+        .unwrap()
+        .samples;
+    vad.reset();
+    let p = frame_probabilities(&mut vad, &clip).unwrap();
+    std::fs::write(
+        "/tmp/rust_probs.txt",
+        p.iter().map(|x| format!("{x}\n")).collect::<String>(),
+    )
+    .unwrap();
+}

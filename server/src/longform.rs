@@ -195,13 +195,29 @@ fn merge(
     }
 }
 
+/// Maps a segment from window to source time. Word ends stay in the piece where the word
+/// starts; the segment spans from its first to its last word's piece (whisper.cpp's own
+/// segment end can lag into the next piece).
 fn to_source_time(mut segment: AsrSegment, window: &AudioWindow) -> AsrSegment {
-    let map = |ms: u64| window.to_source_ms(ms, SAMPLE_RATE);
-    segment.start_ms = map(segment.start_ms);
-    segment.end_ms = map(segment.end_ms).max(segment.start_ms);
+    let within = |anchor: u64, ms: u64| window.to_source_ms_within(anchor, ms, SAMPLE_RATE);
+    let first_start = segment
+        .words
+        .first()
+        .map_or(segment.start_ms, |w| w.start_ms);
+    let last_start = segment
+        .words
+        .last()
+        .map_or(segment.start_ms, |w| w.start_ms);
+    let start = within(
+        first_start,
+        segment.start_ms.max(first_start.saturating_sub(1_000)),
+    );
+    segment.end_ms = within(last_start, segment.end_ms).max(start);
+    segment.start_ms = start;
     for word in &mut segment.words {
-        word.start_ms = map(word.start_ms);
-        word.end_ms = map(word.end_ms).max(word.start_ms);
+        let end = within(word.start_ms, word.end_ms);
+        word.start_ms = within(word.start_ms, word.start_ms);
+        word.end_ms = end.max(word.start_ms);
     }
     segment
 }

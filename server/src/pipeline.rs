@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ember_models::{AsrEngine, AsrRequest, CancelToken, GuardConfig, VadEngine};
-use ember_protocol::{AlignmentModel, AudioRequest, ErrorCode, ResponseFormat, Transcript};
+use ember_protocol::{AlignmentModel, AudioRequest, ErrorCode, Transcript};
 
 use crate::error::ApiError;
 use crate::longform::{transcribe_speech, LongformJob, TranscribeEvents};
@@ -40,8 +40,6 @@ pub fn asr_request(request: &AudioRequest, audio: Vec<f32>) -> AsrRequest {
         language: request.language.clone(),
         prompt: request.prompt.clone(),
         temperatures: request.temperature.clone().unwrap_or_default(),
-        word_timestamps: request.response_format == ResponseFormat::VerboseJson
-            && request.granularities.word,
     }
 }
 

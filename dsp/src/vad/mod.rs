@@ -1,7 +1,7 @@
 //! Voice-activity detection: the [`VoiceDetector`] trait every detector implements (WebRTC
 //! here, Silero in `ember-models`), the frame loop [`frame_probabilities`], and the
 //! segmentation that turns frame probabilities into padded [`SpeechRegion`]s
-//! ([`Segmenter`] for streams, [`segment`] for whole files).
+//! ([`Segmenter`] for streams, [`segment()`] for whole files).
 //!
 //! Detectors only score fixed-size frames of 16 kHz audio; every decision about where speech
 //! starts and ends lives in [`segment`](mod@segment), so the HTTP path and the live-stream
@@ -49,9 +49,9 @@ pub trait VoiceDetector: Send {
 }
 
 /// Scores `samples` frame by frame, zero-padding the last partial frame; one probability per
-/// frame, frame `i` covering samples `i * frame_samples ..`. Does not [`reset`]
-/// (VoiceDetector::reset) the detector first, so a stream can be fed in chunks that are
-/// multiples of the frame size.
+/// frame, frame `i` covering samples `i * frame_samples ..`. Does not
+/// [`reset`](VoiceDetector::reset) the detector first, so a stream can be fed in chunks
+/// that are multiples of the frame size.
 pub fn frame_probabilities(
     detector: &mut dyn VoiceDetector,
     samples: &[f32],
