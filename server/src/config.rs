@@ -68,8 +68,10 @@ pub struct AsrArgs {
     /// Whisper weight type to load when both are installed.
     #[arg(long, env = "EMBER_WEIGHT_TYPE", value_enum, default_value = "q8-0")]
     pub weight_type: WeightType,
-    /// ASR worker threads, each with its own decoder state (default 1).
-    #[arg(long, env = "EMBER_ASR_WORKERS", default_value_t = 1)]
+    /// ASR worker threads, each with its own decoder state. Long files are decoded in
+    /// 30 s windows, one per worker at a time: on 2 cores two 1-thread workers finished a
+    /// 30-minute file 1.26× faster than one 2-thread worker (at +225 MB RSS).
+    #[arg(long, env = "EMBER_ASR_WORKERS", default_value_t = 2)]
     pub asr_workers: usize,
     /// ggml threads per ASR worker (default: all cores divided by the workers).
     #[arg(long, env = "EMBER_ASR_THREADS")]
