@@ -37,8 +37,9 @@ use sink::MonoSink;
 /// Bytes read up front to sniff the container (and find Ogg's first packet).
 const HEAD_LEN: usize = 4096;
 
-/// Decoded audio, ready for VAD and ASR.
-#[derive(Debug, Clone, PartialEq)]
+/// Decoded audio, ready for VAD and ASR. Equality compares the audio and its source
+/// format, not how long resampling took.
+#[derive(Debug, Clone)]
 pub struct DecodedAudio {
     /// Mono samples at [`SAMPLE_RATE`] (16 kHz), nominally within ±1.0.
     pub samples: Vec<f32>,
@@ -50,6 +51,15 @@ pub struct DecodedAudio {
     pub skipped_packets: u64,
     /// Time spent downmixing and resampling, inside the decode time (a metrics stage).
     pub resample_time: Duration,
+}
+
+impl PartialEq for DecodedAudio {
+    fn eq(&self, other: &Self) -> bool {
+        self.samples == other.samples
+            && self.source_sample_rate == other.source_sample_rate
+            && self.source_channels == other.source_channels
+            && self.skipped_packets == other.skipped_packets
+    }
 }
 
 impl DecodedAudio {
