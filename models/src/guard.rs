@@ -50,7 +50,8 @@ pub enum DropReason {
     RepetitionLoop,
     /// A phrase Whisper hallucinates, over audio the VAD does not call speech.
     KnownPhrase,
-    /// Only a bracketed sound annotation or music symbols (`[Music]`, `♪`, `(applause)`).
+    /// No spoken word: a bracketed sound annotation, music symbols or punctuation only
+    /// (`[Music]`, `♪`, `(applause)`, `.`).
     Annotation,
 }
 
@@ -96,6 +97,13 @@ const KNOWN_PHRASES: &[&str] = &[
     "amaraorg",
     "www mooji org",
     "the end",
+    "music",
+    "music playing",
+    "background music",
+    "upbeat music",
+    "applause",
+    "laughter",
+    "silence",
 ];
 
 /// Screens one segment. `speech_score` is the mean VAD speech probability of the audio
@@ -146,22 +154,20 @@ pub fn is_known_phrase(text: &str) -> bool {
     !normalised.is_empty() && KNOWN_PHRASES.iter().any(|phrase| *phrase == normalised)
 }
 
-/// Whether the text is only sound annotations (`[Music]`, `(upbeat music)`, `*laughs*`)
-/// or music symbols, with no spoken word outside them.
+/// Whether the text has no spoken word: only sound annotations (`[Music]`,
+/// `(upbeat music)`), music symbols or punctuation (`.`, `...`), nothing alphanumeric
+/// outside brackets.
 pub fn is_annotation(text: &str) -> bool {
     let mut depth = 0i32;
-    let mut saw_anything = false;
     for c in text.chars() {
         match c {
             '[' | '(' | '{' => depth += 1,
             ']' | ')' | '}' => depth -= 1,
-            '♪' | '♫' | '♬' | '♩' | '*' => saw_anything = true,
-            c if depth > 0 => saw_anything |= !c.is_whitespace(),
-            c if c.is_alphanumeric() => return false,
+            c if depth <= 0 && c.is_alphanumeric() => return false,
             _ => {}
         }
     }
-    saw_anything
+    !text.trim().is_empty()
 }
 
 /// The most times any phrase of 1–8 words occurs back to back in the text.
@@ -227,6 +233,7 @@ mod tests {
         );
         assert_eq!(screen_segment(&s, 0.9, &config), None);
         assert!(is_known_phrase("Subtitles by the Amara.org community"));
+        assert!(is_known_phrase("Music playing."));
         assert!(!is_known_phrase("Thank you for the report on the budget."));
     }
 
@@ -268,5 +275,8 @@ mod tests {
         assert!(!is_annotation("[Music] Hello there"));
         assert!(!is_annotation("Hello"));
         assert!(!is_annotation(""));
+        assert!(is_annotation(" ."));
+        assert!(is_annotation("..."));
+        assert!(!is_annotation("5."));
     }
 }
