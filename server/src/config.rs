@@ -70,7 +70,7 @@ pub struct AsrArgs {
     pub weight_type: WeightType,
     /// ASR worker threads, each with its own decoder state. Long files are decoded in
     /// 30 s windows, one per worker at a time: on 2 cores two 1-thread workers finished a
-    /// 30-minute file 1.26× faster than one 2-thread worker (at +225 MB RSS).
+    /// 30-minute file 1.07–1.25× faster than one 2-thread worker (at +225 MB RSS).
     #[arg(long, env = "EMBER_ASR_WORKERS", default_value_t = 2)]
     pub asr_workers: usize,
     /// ggml threads per ASR worker (default: all cores divided by the workers).
