@@ -13,6 +13,7 @@ Subcommands (all write into ~/.cache/ember/measure/, never into the repository):
   long60   one run of the 60-min file with the faster layout from `layout`
   timestamps  one verbose_json run of the 30-min file: where words land against the clips
   table    print the results table from the stored results
+  tscheck  timestamp check of a stored verbose_json output of a long file
   all      build, clips, layout, long60, timestamps, table
 
 Python 3 stdlib only. Decoding: 16 kHz mono 16-bit WAVs are read with `wave`; every other clip
@@ -458,9 +459,14 @@ def cmd_layout(args):
             one_run(30, w, t, "L30_%s_r%d" % (name, r))
 
 
+def quiet(r):
+    """No other busy process seen before or during the run."""
+    return not r.get("contention_samples") and not r.get("contention_before", {}).get("busy_at_run")
+
+
 def better_layout():
     res = load_results()
-    walls = {name: [v["wall_s"] for k, v in res.items() if k.startswith("L30_%s_" % name) and v.get("wall_s")] for name in LAYOUTS}
+    walls = {name: [v["wall_s"] for k, v in res.items() if k.startswith("L30_%s_" % name) and v.get("wall_s") and quiet(v)] for name in LAYOUTS}
     if not all(walls.values()):
         return "1x2", walls
     best = min(walls, key=lambda n: statistics.mean(walls[n]))
@@ -531,12 +537,12 @@ def cmd_table(args):
     best, walls = better_layout()
     if all(walls.values()):
         a, b = statistics.mean(walls["1x2"]), statistics.mean(walls["2x1"])
-        print("\n== worker layout, 30-min file ==")
+        print("\n== worker layout, 30-min file (quiet runs only) ==")
         print("1 worker x 2 threads: %s -> mean %.1f s" % (walls["1x2"], a))
         print("2 workers x 1 thread: %s -> mean %.1f s" % (walls["2x1"], b))
         print("ratio 2x1 / 1x2 = %.3f  (better: %s)" % (b / a, best))
     for tag, r in res.items():
-        if tag.startswith("L60"):
+        if tag.startswith("L60") and quiet(r):
             mb = (r["max_rss_kb"] or 0) / 1024
             samples = r["audio_s"] * SR * 4 / 2**20
             print("\n60-min %s: wall %.1f s, RTF %.3f, peak RSS %.0f MiB (f32 samples alone %.0f MiB)" % (tag, r["wall_s"], r["rtf"], mb, samples))
