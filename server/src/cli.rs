@@ -78,14 +78,7 @@ pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
         };
         let deadline = Instant::now() + CLI_MAX_AUDIO;
         let (transcript, timings): (_, StageTimings) = runtime
-            .block_on(transcribe(
-                &models.asr,
-                models.guard.as_ref(),
-                &request,
-                prepared,
-                deadline,
-                events,
-            ))
+            .block_on(transcribe(&models, &request, prepared, deadline, events))
             .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         bar.finish_and_clear();
         let elapsed = started.elapsed().as_secs_f64();

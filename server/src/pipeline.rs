@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ember_models::{AsrEngine, AsrRequest, CancelToken, GuardConfig, VadEngine};
+use ember_models::{AsrRequest, CancelToken, VadEngine};
 use ember_protocol::{AlignmentModel, AudioRequest, ErrorCode, Transcript};
 
 use crate::error::ApiError;
 use crate::longform::{transcribe_speech, LongformJob, TranscribeEvents};
 use crate::metrics::{self, Stage, StageTimings};
 use crate::prepare::{prepare_path, vad_kind, PrepareOptions, PreparedAudio};
-use crate::state::AppState;
+use crate::state::{AppState, Models};
 use crate::transcript::{asr_task, to_transcript};
 
 /// Rejects options whose implementation has not landed yet, naming the parameter. The
@@ -86,8 +86,7 @@ impl Drop for CancelOnDrop {
 /// Runs ASR over the prepared audio's speech and builds the transcript; the timings
 /// come back with the ASR stage filled in and are recorded to the metrics.
 pub async fn transcribe(
-    engine: &AsrEngine,
-    guard: Option<&GuardConfig>,
+    models: &Models,
     request: &AudioRequest,
     prepared: PreparedAudio,
     deadline: Instant,
@@ -97,12 +96,12 @@ pub async fn transcribe(
     let cancel = CancelToken::default();
     let _guard = CancelOnDrop(cancel.clone());
     let job = LongformJob {
-        engine,
+        engine: &models.asr,
         model: request.model.as_deref(),
         request: asr_request(request, Vec::new()),
         cancel,
         deadline,
-        guard,
+        guard: models.guard.as_ref(),
     };
     let started = Instant::now();
     let output = transcribe_speech(job, &prepared.samples, &prepared.speech, &mut events).await?;

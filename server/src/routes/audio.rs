@@ -92,8 +92,7 @@ async fn handle(
         return Ok(stream_response(state, request, prepared, deadline));
     }
     let (transcript, timings) = transcribe(
-        engine,
-        models.guard.as_ref(),
+        models,
         &request,
         prepared,
         deadline,
@@ -165,16 +164,9 @@ fn stream_response(
     tokio::spawn(async move {
         let work = async {
             let models = state.models()?;
-            transcribe(
-                &models.asr,
-                models.guard.as_ref(),
-                &request,
-                prepared,
-                deadline,
-                events,
-            )
-            .await
-            .map(|(transcript, _)| transcript)
+            transcribe(models, &request, prepared, deadline, events)
+                .await
+                .map(|(transcript, _)| transcript)
         };
         // Dropping `work` when the client hangs up cancels the ASR job.
         tokio::select! {
