@@ -19,6 +19,7 @@ pub mod decode;
 pub mod error;
 pub mod loudness;
 pub mod mix;
+pub mod pcm;
 pub mod resample;
 pub mod sniff;
 pub mod vad;
@@ -29,6 +30,7 @@ pub use decode::{
 };
 pub use error::DspError;
 pub use loudness::{apply_preset, LoudnessPreset, LoudnessReport, PresetParams};
+pub use pcm::{s16le_to_f32, PcmAssembler};
 pub use resample::{resample_to_16k, Resampler16k};
 pub use sniff::{looks_like_url, sniff, Container};
 pub use vad::{SpeechRegion, VadError, VoiceDetector};

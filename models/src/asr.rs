@@ -19,7 +19,7 @@ use whisper_rs::{
 };
 
 use crate::error::ModelError;
-use crate::pool::{PoolStats, WorkerPool};
+use crate::pool::{PoolStats, Priority, WorkerPool};
 use crate::registry::{ModelRegistry, WhisperModelSpec};
 use crate::words::{group_words, AsrWord, TimedToken};
 
@@ -69,6 +69,36 @@ pub struct AsrRequest {
     pub prompt: Option<String>,
     /// Fallback temperatures in order; empty means the default schedule.
     pub temperatures: Vec<f32>,
+    /// Per-job overrides of the engine's decoding settings.
+    pub options: DecodeOptions,
+}
+
+/// Per-job decoding overrides; the defaults are the engine's batch settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// The queue lane: live-stream jobs overtake batch jobs.
+    pub priority: Priority,
+    /// Beam width instead of the engine's (1 = greedy).
+    pub beam_size: Option<u32>,
+    /// Encoder context in 20 ms frames (whisper.cpp `audio_ctx`; 1500 = 30 s). A short
+    /// utterance encoded with a matching short context costs a fraction of a full
+    /// window; `None` = full context.
+    pub audio_ctx: Option<u32>,
+    /// Never retry at higher temperatures (a partial hypothesis is not worth the time).
+    pub no_fallback: bool,
+    /// Decode the audio in one pass as one segment (live utterances are < 30 s): no
+    /// second seek over the tail, which re-decodes and repeats text on short inputs.
+    pub single_segment: bool,
+}
+
+/// Full encoder context of Whisper: 30 s in 20 ms frames.
+pub const FULL_AUDIO_CTX: u32 = 1500;
+
+/// The encoder context that covers `samples` of 16 kHz audio plus `slack_frames`
+/// (rounded up to 64 frames), capped at the full window.
+pub fn audio_ctx_for(samples: usize, slack_frames: u32) -> u32 {
+    let frames = (samples as u64).div_ceil(320) as u32 + slack_frames;
+    (frames.div_ceil(64) * 64).min(FULL_AUDIO_CTX)
 }
 
 /// One decoded segment with times in ms.
@@ -271,15 +301,19 @@ impl AsrEngine {
             .cloned()
             .ok_or_else(|| ModelError::Inference(format!("model `{id}` is not loaded")))?;
         let (reply, receiver) = oneshot::channel();
-        self.pool.try_submit(AsrJob {
-            model,
-            request,
-            cancel,
-            deadline,
-            hooks,
-            span: tracing::Span::current(),
-            reply,
-        })?;
+        let priority = request.options.priority;
+        self.pool.try_submit_with(
+            priority,
+            AsrJob {
+                model,
+                request,
+                cancel,
+                deadline,
+                hooks,
+                span: tracing::Span::current(),
+                reply,
+            },
+        )?;
         Ok(receiver)
     }
 }
@@ -355,6 +389,8 @@ fn decode(
                 .map_err(|err| ModelError::Inference(format!("creating a whisper state: {err}")))?,
         ),
     };
+    let options = request.options;
+    let beam_size = options.beam_size.unwrap_or(beam_size).max(1);
     let strategy = if beam_size > 1 {
         SamplingStrategy::BeamSearch {
             beam_size: beam_size as i32,
@@ -383,7 +419,11 @@ fn decode(
     params.set_suppress_nst(true);
     let (temperature, increment) = temperature_schedule(&request.temperatures);
     params.set_temperature(temperature);
-    params.set_temperature_inc(increment);
+    params.set_temperature_inc(if options.no_fallback { 0.0 } else { increment });
+    params.set_single_segment(options.single_segment);
+    if let Some(ctx) = options.audio_ctx.filter(|c| *c < FULL_AUDIO_CTX) {
+        params.set_audio_ctx(ctx as i32);
+    }
     if let Some(prompt) = request.prompt.as_deref() {
         // whisper-rs panics on interior NULs; the prompt is client text.
         params.set_initial_prompt(&prompt.replace('\0', ""));
@@ -515,6 +555,13 @@ mod tests {
         let (t, inc) = temperature_schedule(&[0.0, 0.4, 0.8]);
         assert_eq!(t, 0.0);
         assert!((inc - 0.4).abs() < 1e-6);
+    }
+
+    #[test]
+    fn audio_ctx_covers_the_audio_with_slack() {
+        assert_eq!(audio_ctx_for(16_000, 0), 64);
+        assert_eq!(audio_ctx_for(16_000 * 3, 50), 256);
+        assert_eq!(audio_ctx_for(16_000 * 40, 50), FULL_AUDIO_CTX);
     }
 
     #[test]

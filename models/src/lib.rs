@@ -15,11 +15,12 @@ pub mod vad;
 pub mod words;
 
 pub use asr::{
-    AsrConfig, AsrEngine, AsrHooks, AsrOutput, AsrRequest, AsrSegment, AsrTask, CancelToken,
+    audio_ctx_for, AsrConfig, AsrEngine, AsrHooks, AsrOutput, AsrRequest, AsrSegment, AsrTask,
+    CancelToken, DecodeOptions,
 };
 pub use error::ModelError;
 pub use guard::{screen_segment, DropReason, GuardConfig};
-pub use pool::{SubmitError, WorkerPool};
+pub use pool::{Priority, SubmitError, WorkerPool};
 pub use registry::{ModelRegistry, WhisperModelSpec};
 pub use silero::SileroVad;
 pub use vad::{SpeechMap, VadEngine, VadKind};

@@ -5,10 +5,10 @@
 //! `&mut` state (DESIGN §4). Why bounded: every queue in Ember is sized by config and a
 //! full queue is an immediate `Overloaded` (429), never unbounded growth.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 /// Why a job could not be queued.
@@ -22,6 +22,19 @@ pub enum SubmitError {
     Closed { pool: String },
 }
 
+/// Which lane a job waits in. Workers always take a waiting realtime job before any
+/// batch job, so a live stream's decode never queues behind a long upload's windows
+/// (issue 5: realtime jobs take priority in the shared workers). Each lane has its own
+/// capacity, so batch load cannot fill the realtime lane either.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Priority {
+    /// Uploads and CLI jobs.
+    #[default]
+    Batch,
+    /// Live-stream decodes.
+    Realtime,
+}
+
 /// Counters a pool exposes for logs, health and admission decisions.
 #[derive(Debug, Default)]
 pub struct PoolStats {
@@ -31,7 +44,7 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
-    /// Jobs waiting in the queue.
+    /// Jobs waiting in the queue (both lanes).
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::Relaxed)
     }
@@ -45,11 +58,37 @@ impl PoolStats {
     }
 }
 
-/// A fixed set of worker threads with a bounded job queue.
+/// The two bounded lanes behind one lock; `closed` wakes the workers for shutdown.
+struct Lanes<J> {
+    realtime: VecDeque<J>,
+    batch: VecDeque<J>,
+    closed: bool,
+}
+
+/// The queue shared by the submitters and the workers.
+struct JobQueue<J> {
+    lanes: Mutex<Lanes<J>>,
+    ready: Condvar,
+}
+
+impl<J> JobQueue<J> {
+    fn lock(&self) -> MutexGuard<'_, Lanes<J>> {
+        // A panic never happens while the lock is held (jobs run outside it), so a
+        // poisoned lock still guards consistent lanes.
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+}
+
+/// A fixed set of worker threads with a bounded job queue of two priority lanes.
 pub struct WorkerPool<J: Send + 'static> {
     name: String,
     capacity: usize,
-    sender: SyncSender<J>,
+    queue: Arc<JobQueue<J>>,
     stats: Arc<PoolStats>,
     handles: Vec<JoinHandle<()>>,
 }
@@ -59,6 +98,7 @@ impl<J: Send + 'static> WorkerPool<J> {
     /// `make_state(i)` (on its own thread, so non-`Send` setup is fine) and then runs
     /// `handle(&mut state, job)` for every job. A panicking job is counted and the worker
     /// carries on: the job's reply channel is dropped, which its caller sees as a failure.
+    /// `capacity` bounds each lane.
     pub fn spawn<S, F, H>(
         name: &str,
         workers: usize,
@@ -70,54 +110,75 @@ impl<J: Send + 'static> WorkerPool<J> {
         F: Fn(usize) -> S + Send + Sync + 'static,
         H: Fn(&mut S, J) + Send + Sync + 'static,
     {
-        let (sender, receiver) = sync_channel::<J>(capacity);
-        let receiver = Arc::new(Mutex::new(receiver));
+        let queue = Arc::new(JobQueue {
+            lanes: Mutex::new(Lanes {
+                realtime: VecDeque::new(),
+                batch: VecDeque::new(),
+                closed: false,
+            }),
+            ready: Condvar::new(),
+        });
         let stats = Arc::new(PoolStats::default());
         let make_state = Arc::new(make_state);
         let handle = Arc::new(handle);
         let mut handles = Vec::with_capacity(workers);
         for index in 0..workers.max(1) {
-            let receiver = Arc::clone(&receiver);
+            let worker_queue = Arc::clone(&queue);
             let stats = Arc::clone(&stats);
             let make_state = Arc::clone(&make_state);
             let handle = Arc::clone(&handle);
             let thread_name = format!("{name}-{index}");
-            handles.push(
-                std::thread::Builder::new()
-                    .name(thread_name)
-                    .spawn(move || {
-                        let mut state = make_state(index);
-                        worker_loop(&receiver, &stats, |job| handle(&mut state, job));
-                    })?,
-            );
+            let spawned = std::thread::Builder::new()
+                .name(thread_name)
+                .spawn(move || {
+                    let mut state = make_state(index);
+                    worker_loop(&worker_queue, &stats, |job| handle(&mut state, job));
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    queue.close();
+                    return Err(e);
+                }
+            }
         }
         Ok(Self {
             name: name.to_string(),
-            capacity,
-            sender,
+            capacity: capacity.max(1),
+            queue,
             stats,
             handles,
         })
     }
 
-    /// Queues a job without blocking; a full queue is an error, not a wait.
+    /// Queues a batch job without blocking; a full lane is an error, not a wait.
     pub fn try_submit(&self, job: J) -> Result<(), SubmitError> {
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        match self.sender.try_send(job) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-                Err(match error {
-                    TrySendError::Full(_) => SubmitError::Full {
-                        pool: self.name.clone(),
-                        capacity: self.capacity,
-                    },
-                    TrySendError::Disconnected(_) => SubmitError::Closed {
-                        pool: self.name.clone(),
-                    },
-                })
-            }
+        self.try_submit_with(Priority::Batch, job)
+    }
+
+    /// Queues a job in the given lane without blocking.
+    pub fn try_submit_with(&self, priority: Priority, job: J) -> Result<(), SubmitError> {
+        let mut lanes = self.queue.lock();
+        if lanes.closed {
+            return Err(SubmitError::Closed {
+                pool: self.name.clone(),
+            });
         }
+        let lane = match priority {
+            Priority::Realtime => &mut lanes.realtime,
+            Priority::Batch => &mut lanes.batch,
+        };
+        if lane.len() >= self.capacity {
+            return Err(SubmitError::Full {
+                pool: self.name.clone(),
+                capacity: self.capacity,
+            });
+        }
+        lane.push_back(job);
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        drop(lanes);
+        self.queue.ready.notify_one();
+        Ok(())
     }
 
     /// Live counters of this pool.
@@ -131,14 +192,34 @@ impl<J: Send + 'static> WorkerPool<J> {
     }
 }
 
-/// Takes jobs until every sender is gone, isolating panics per job.
-fn worker_loop<J>(receiver: &Mutex<Receiver<J>>, stats: &PoolStats, mut run: impl FnMut(J)) {
+impl<J: Send + 'static> Drop for WorkerPool<J> {
+    /// Lets the workers finish the queued jobs and exit; does not join them (a decode may
+    /// take seconds and dropping happens on shutdown paths).
+    fn drop(&mut self) {
+        self.queue.close();
+    }
+}
+
+/// Takes jobs (realtime lane first) until the pool closes and the lanes are empty,
+/// isolating panics per job.
+fn worker_loop<J>(queue: &JobQueue<J>, stats: &PoolStats, mut run: impl FnMut(J)) {
     loop {
-        let next = match receiver.lock() {
-            Ok(guard) => guard.recv(),
-            Err(poisoned) => poisoned.into_inner().recv(),
+        let job = {
+            let mut lanes = queue.lock();
+            loop {
+                if let Some(job) = lanes
+                    .realtime
+                    .pop_front()
+                    .or_else(|| lanes.batch.pop_front())
+                {
+                    break job;
+                }
+                if lanes.closed {
+                    return;
+                }
+                lanes = queue.ready.wait(lanes).unwrap_or_else(|p| p.into_inner());
+            }
         };
-        let Ok(job) = next else { return };
         stats.queued.fetch_sub(1, Ordering::Relaxed);
         stats.running.fetch_add(1, Ordering::Relaxed);
         if catch_unwind(AssertUnwindSafe(|| run(job))).is_err() {
@@ -235,5 +316,38 @@ mod tests {
         pool.try_submit(7).unwrap();
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 7);
         assert_eq!(pool.stats().panicked(), 1);
+    }
+
+    #[test]
+    fn realtime_jobs_overtake_waiting_batch_jobs() {
+        let (tx, rx) = channel();
+        let (gate_tx, gate_rx) = channel::<()>();
+        let gate = Mutex::new(gate_rx);
+        let pool = WorkerPool::spawn(
+            "prio",
+            1,
+            4,
+            |_| (),
+            move |_: &mut (), job: u32| {
+                if job == 0 {
+                    let _ = gate.lock().unwrap().recv();
+                }
+                tx.send(job).unwrap();
+            },
+        )
+        .unwrap();
+        pool.try_submit(0).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while pool.stats().running() == 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        pool.try_submit(1).unwrap();
+        pool.try_submit(2).unwrap();
+        pool.try_submit_with(Priority::Realtime, 3).unwrap();
+        gate_tx.send(()).unwrap();
+        let order: Vec<u32> = (0..4)
+            .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
+            .collect();
+        assert_eq!(order, vec![0, 3, 1, 2]);
     }
 }

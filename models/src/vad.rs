@@ -155,6 +155,21 @@ impl VadEngine {
         }
     }
 
+    /// A detector of its own for a live stream (it keeps state across chunks for the
+    /// whole session): Silero when installed, else WebRTC. Takes a pooled Silero session
+    /// when one is idle; it is not returned to the pool.
+    pub fn stream_detector(&self) -> Result<(VadKind, Box<dyn VoiceDetector>), ModelError> {
+        if self.has(VadKind::Silero) {
+            let mut detector = self.checkout_silero()?;
+            detector.reset();
+            return Ok((VadKind::Silero, Box::new(detector)));
+        }
+        Ok((
+            VadKind::Webrtc,
+            Box::new(WebrtcVad::new(WebrtcMode::default())),
+        ))
+    }
+
     fn checkout_silero(&self) -> Result<SileroVad, ModelError> {
         let pooled = self.idle_silero.lock().ok().and_then(|mut idle| idle.pop());
         match (pooled, &self.silero_model) {

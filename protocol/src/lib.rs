@@ -11,6 +11,7 @@ pub mod language;
 pub mod render;
 pub mod request;
 pub mod sse;
+pub mod stream;
 pub mod transcript;
 
 pub use error::{ErrorBody, ErrorCode, FieldError};

@@ -39,6 +39,10 @@ pub fn app(state: AppState) -> Router {
                 post(audio::translations),
             )
             .route(&format!("{prefix}/audio/vad"), post(vad::speech_regions))
+            .route(
+                &format!("{prefix}/audio/transcriptions/streaming"),
+                get(crate::stream::fireworks::handler),
+            )
             .route(&format!("{prefix}/models"), get(meta::models));
     }
     let body_limit = state
@@ -62,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         // private interface or filter `/metrics` at the proxy when that matters.
         .route("/metrics", get(crate::metrics::scrape))
         .merge(api)
+        .merge(crate::routes::page::routes())
         .fallback(meta::not_found)
         .method_not_allowed_fallback(meta::method_not_allowed)
         .with_state(state)

@@ -148,6 +148,71 @@ pub struct ServeArgs {
     /// Directory for upload spool files (default: the system temp dir).
     #[arg(long, env = "EMBER_SPOOL_DIR")]
     pub spool_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub stream: StreamArgs,
+}
+
+/// Live streaming (WebSocket) settings.
+#[derive(Debug, Clone, Args)]
+pub struct StreamArgs {
+    /// Concurrent live streams; more get 429 on the upgrade (Fireworks allows 10 by default).
+    #[arg(long, env = "EMBER_MAX_STREAMS", default_value_t = 16)]
+    pub max_streams: usize,
+    /// A stream with no frame for this long is closed (1001).
+    #[arg(long, env = "EMBER_STREAM_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub stream_idle_timeout_secs: u64,
+    /// Silence that ends an utterance and makes its words final, unless the client sends
+    /// `text_timeout_seconds`. Shorter = faster finals, but pauses inside sentences split them.
+    #[arg(long, env = "EMBER_STREAM_ENDPOINT_MS", default_value_t = 400)]
+    pub stream_endpoint_ms: u32,
+    /// New audio in an open utterance that triggers the next partial hypothesis.
+    #[arg(long, env = "EMBER_STREAM_HOP_MS", default_value_t = 500)]
+    pub stream_hop_ms: u32,
+    /// An utterance without a pause longer than this commits its stable words.
+    #[arg(long, env = "EMBER_STREAM_COMMIT_AFTER_MS", default_value_t = 12_000)]
+    pub stream_commit_after_ms: u32,
+    /// Most segments each stream message carries (the newest; older ones were final).
+    #[arg(long, env = "EMBER_STREAM_WINDOW_SEGMENTS", default_value_t = 100)]
+    pub stream_window_segments: usize,
+    /// Beam width of live decodes (1 = greedy, the fastest).
+    #[arg(long, env = "EMBER_STREAM_BEAM_SIZE", default_value_t = 1)]
+    pub stream_beam_size: u32,
+    /// Shrink Whisper's encoder context to each utterance (whisper.cpp `audio_ctx`): a
+    /// 3 s utterance then costs a third of a 30 s window.
+    #[arg(long, env = "EMBER_STREAM_SHORT_AUDIO_CTX", default_value_t = true, action = clap::ArgAction::Set)]
+    pub stream_short_audio_ctx: bool,
+    /// Context kept beyond the utterance when shrinking. Measured on the shared English
+    /// clips (tiny.en, greedy): 1.3 s of slack gave 13.9 % WER (repetition loops), 5 s
+    /// 3.9 %, 8 s 3.4 %, 15 s and the full context 2.7 %, at 0.29×, 0.37×, 0.55× and 1×
+    /// the full context's time.
+    #[arg(long, env = "EMBER_STREAM_AUDIO_CTX_SLACK_MS", default_value_t = 8_000)]
+    pub stream_audio_ctx_slack_ms: u32,
+    /// Largest accepted WebSocket frame; larger ones close the stream with 1009.
+    #[arg(long, env = "EMBER_STREAM_MAX_FRAME_BYTES", default_value_t = 1 << 20)]
+    pub stream_max_frame_bytes: usize,
+    /// On shutdown, how long live streams get to flush their finals before exit.
+    #[arg(long, env = "EMBER_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl StreamArgs {
+    /// The hub's settings.
+    pub fn to_config(&self) -> crate::stream::StreamConfig {
+        let defaults = crate::stream::StreamConfig::default();
+        crate::stream::StreamConfig {
+            max_streams: self.max_streams.max(1),
+            idle_timeout: std::time::Duration::from_secs(self.stream_idle_timeout_secs.max(1)),
+            max_frame_bytes: self.stream_max_frame_bytes.max(1024),
+            endpoint_silence_ms: self.stream_endpoint_ms.max(100),
+            hop_ms: self.stream_hop_ms.max(100),
+            commit_after_ms: self.stream_commit_after_ms.max(2_000),
+            window_segments: self.stream_window_segments.max(1),
+            beam_size: self.stream_beam_size.max(1),
+            short_audio_ctx: self.stream_short_audio_ctx,
+            audio_ctx_slack_ms: self.stream_audio_ctx_slack_ms,
+            ..defaults
+        }
+    }
 }
 
 /// `ember transcribe`.

@@ -14,6 +14,7 @@ pub mod prepare;
 pub mod routes;
 pub mod serve;
 pub mod state;
+pub mod stream;
 pub mod telemetry;
 pub mod transcript;
 pub mod upload;

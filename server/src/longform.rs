@@ -175,16 +175,7 @@ fn merge(
         let segment = to_source_time(segment, window);
         if let Some(guard) = job.guard {
             let score = speech.score_ms(segment.start_ms, segment.end_ms);
-            if let Some(reason) = screen_segment(&segment, score, guard) {
-                tracing::debug!(
-                    reason = reason.as_str(),
-                    text = %segment.text,
-                    speech_score = score,
-                    no_speech_prob = segment.no_speech_prob,
-                    "guard dropped a segment"
-                );
-                ::metrics::counter!(metrics::GUARD_DROPPED, "reason" => reason.as_str())
-                    .increment(1);
+            if !guard_keeps(guard, &segment, score) {
                 continue;
             }
         }
@@ -193,6 +184,23 @@ fn merge(
         }
         merged.segments.push(segment);
     }
+}
+
+/// Screens a segment with the hallucination guard, logging and counting what it drops;
+/// `speech_score` is the mean VAD probability under the segment.
+pub fn guard_keeps(guard: &GuardConfig, segment: &AsrSegment, speech_score: f32) -> bool {
+    let Some(reason) = screen_segment(segment, speech_score, guard) else {
+        return true;
+    };
+    tracing::debug!(
+        reason = reason.as_str(),
+        text = %segment.text,
+        speech_score,
+        no_speech_prob = segment.no_speech_prob,
+        "guard dropped a segment"
+    );
+    ::metrics::counter!(metrics::GUARD_DROPPED, "reason" => reason.as_str()).increment(1);
+    false
 }
 
 /// Maps a segment from window to source time. Word ends stay in the piece where the word

@@ -27,6 +27,17 @@ pub const ASR_QUEUED: &str = "ember_asr_queue_jobs";
 /// ASR jobs running on a worker (sampled at scrape time).
 pub const ASR_RUNNING: &str = "ember_asr_running_jobs";
 
+/// Live sessions open now (both dialects).
+pub const STREAM_SESSIONS: &str = "ember_stream_sessions";
+/// Seconds from the arrival of a decode's last sample to its result: how far a live
+/// stream's transcript trails the speaker.
+pub const STREAM_LAG_SECONDS: &str = "ember_stream_lag_seconds";
+/// Seconds per live decode, labelled `kind` (`partial` or `final`).
+pub const STREAM_DECODE_SECONDS: &str = "ember_stream_decode_seconds";
+/// Partial hypotheses skipped because the previous decode was still running or the
+/// realtime lane was full (finals are never skipped).
+pub const STREAM_PARTIALS_SKIPPED: &str = "ember_stream_partials_skipped_total";
+
 /// Pipeline stages timed per request (also the keys of the `timings` object).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
@@ -71,6 +82,12 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let builder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(STAGE_SECONDS.to_string()), STAGE_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Prefix("ember_stream_".to_string()),
+                        STAGE_BUCKETS,
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -102,6 +119,21 @@ fn describe() {
     metrics::describe_counter!(GUARD_DROPPED, "Segments removed by the hallucination guard");
     metrics::describe_gauge!(ASR_QUEUED, "ASR jobs waiting for a worker");
     metrics::describe_gauge!(ASR_RUNNING, "ASR jobs running on a worker");
+    metrics::describe_gauge!(STREAM_SESSIONS, "Live streaming sessions open");
+    metrics::describe_histogram!(
+        STREAM_LAG_SECONDS,
+        metrics::Unit::Seconds,
+        "Delay from a live decode's last audio sample arriving to its result"
+    );
+    metrics::describe_histogram!(
+        STREAM_DECODE_SECONDS,
+        metrics::Unit::Seconds,
+        "Duration of live decodes by kind"
+    );
+    metrics::describe_counter!(
+        STREAM_PARTIALS_SKIPPED,
+        "Partial hypotheses skipped because decoding fell behind"
+    );
 }
 
 /// Records one stage's duration.

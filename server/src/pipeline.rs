@@ -40,6 +40,7 @@ pub fn asr_request(request: &AudioRequest, audio: Vec<f32>) -> AsrRequest {
         language: request.language.clone(),
         prompt: request.prompt.clone(),
         temperatures: request.temperature.clone().unwrap_or_default(),
+        options: Default::default(),
     }
 }
 

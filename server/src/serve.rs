@@ -28,7 +28,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "EMBER_API_KEYS is not set: the server accepts requests WITHOUT authentication"
         );
     }
-    let state = AppState::new(Limits::from_args(&args), keys, args.decode_concurrency);
+    let state = AppState::new(Limits::from_args(&args), keys, args.decode_concurrency)
+        .with_stream_config(args.stream.to_config());
     let addr = SocketAddr::new(args.host, args.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -53,10 +54,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
+    let streams = state.streams.clone();
+    let grace = std::time::Duration::from_secs(args.stream.shutdown_grace_secs);
+    let (streams_done_tx, streams_done_rx) = tokio::sync::oneshot::channel::<()>();
+    let stream_shutdown = {
+        let streams = streams.clone();
+        async move {
+            shutdown_signal().await;
+            // Live sockets are not drained by axum: flush them and close with 1001 first.
+            streams.shutdown(grace).await;
+            let _ = streams_done_tx.send(());
+        }
+    };
     axum::serve(listener, crate::app(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stream_shutdown)
         .await
         .context("serving HTTP")?;
+    let _ = streams_done_rx.await;
     tracing::info!("shut down");
     Ok(())
 }

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 use crate::auth::ApiKeys;
 use crate::config::ServeArgs;
 use crate::error::ApiError;
+use crate::stream::{StreamConfig, StreamHub};
 
 /// Limits and switches handlers need, copied out of the CLI config.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct AppState {
     pub decode_slots: Arc<Semaphore>,
     /// Renders `GET /metrics`.
     pub metrics: PrometheusHandle,
+    /// Live stream slots, settings and shutdown.
+    pub streams: StreamHub,
 }
 
 impl AppState {
@@ -64,7 +67,14 @@ impl AppState {
             keys,
             decode_slots: Arc::new(Semaphore::new(decode_concurrency.max(1))),
             metrics: crate::metrics::install(),
+            streams: StreamHub::new(StreamConfig::default()),
         }
+    }
+
+    /// Replaces the stream settings (before serving).
+    pub fn with_stream_config(mut self, config: StreamConfig) -> Self {
+        self.streams = StreamHub::new(config);
+        self
     }
 
     /// Installs the loaded models; the server turns healthy.

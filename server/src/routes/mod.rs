@@ -2,4 +2,5 @@
 
 pub mod audio;
 pub mod meta;
+pub mod page;
 pub mod vad;

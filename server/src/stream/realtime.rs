@@ -1,0 +1,1 @@
+//! OpenAI realtime transcription sessions (PROTOCOL §4).

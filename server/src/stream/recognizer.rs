@@ -1,0 +1,665 @@
+//! The streaming recogniser: turns endpointer events and decode results into a window of
+//! numbered segments whose words turn final, independent of any wire dialect.
+//!
+//! - Each utterance (endpointer `Started` … `Ended`) is one segment id. While it is open,
+//!   partial hypotheses are decoded over the whole utterance at a fixed hop; consecutive
+//!   hypotheses that agree on a word prefix make those words *stable* (LocalAgreement-2).
+//! - When the endpointer closes the utterance, a final decode runs and its words are
+//!   final for good. A decode started at the first dip of the voice (`Paused`) that
+//!   already covers all the speech is reused as the final, so the final does not wait
+//!   for a second decode.
+//! - An utterance longer than `commit_after` (a monologue without pauses, or `skip_vad`)
+//!   commits its stable words except the last as a final segment and continues after
+//!   them, so the decoded audio stays bounded.
+//! - The previous final text primes the next decode.
+//!
+//! One decode runs at a time per stream: a partial that would start while another is
+//! running is skipped (counted), which is what keeps a slow machine's lag bounded.
+
+use std::collections::VecDeque;
+
+use ember_dsp::SAMPLE_RATE;
+use ember_models::{AsrOutput, AsrSegment, GuardConfig};
+
+use super::endpoint::EndpointEvent;
+
+/// Recogniser settings (from the CLI and the stream's query).
+#[derive(Debug, Clone)]
+pub struct RecognizerConfig {
+    /// New audio in an open utterance that triggers the next partial decode.
+    pub hop_samples: usize,
+    /// An open utterance longer than this commits its stable words.
+    pub commit_after_samples: usize,
+    /// Most segments a snapshot carries (the newest ones).
+    pub window_segments: usize,
+    /// Characters of previous final text used as the decoder prompt.
+    pub prompt_chars: usize,
+    /// The client's prompt, used until there is final text.
+    pub initial_prompt: Option<String>,
+    /// A fixed language; `None` = detect on the first utterance and keep it.
+    pub language: Option<String>,
+}
+
+/// Whether a decode may be skipped or superseded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanKind {
+    /// A hypothesis of the open utterance; droppable.
+    Partial,
+    /// The utterance's last decode; never dropped.
+    Final,
+}
+
+/// A decode the session must run and hand back to [`Recognizer::on_result`].
+#[derive(Debug, Clone)]
+pub struct DecodePlan {
+    pub ticket: u64,
+    /// The utterance decoded.
+    pub key: u64,
+    pub kind: PlanKind,
+    /// Absolute sample range decoded.
+    pub start: usize,
+    pub end: usize,
+    pub audio: Vec<f32>,
+    pub prompt: Option<String>,
+    pub language: Option<String>,
+}
+
+/// A word with absolute times in ms.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WordView {
+    pub text: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub probability: f32,
+}
+
+/// A segment as the dialects render it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentView {
+    pub id: u64,
+    pub text: String,
+    pub words: Vec<WordView>,
+    /// All words are final; the segment never changes again.
+    pub is_final: bool,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+/// Things that happened, for dialects with explicit events (OpenAI realtime).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RecognizerEvent {
+    /// Speech started; `key` names the utterance until it is final.
+    SpeechStarted { key: u64, start_ms: u64 },
+    /// The endpointer closed the utterance (a final decode follows).
+    SpeechStopped { key: u64, end_ms: u64 },
+    /// The stable prefix of the utterance grew to this text.
+    Stable { key: u64, text: String },
+    /// The utterance (or a committed part of it) is final with this text (may be empty).
+    Final { key: u64, text: String },
+}
+
+/// Counters the session exports.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RecognizerStats {
+    pub partials_skipped: u64,
+    pub decodes: u64,
+}
+
+#[derive(Debug)]
+struct Utterance {
+    key: u64,
+    start: usize,
+    /// Set when the endpointer closed it.
+    end: Option<usize>,
+    /// End of the voice at the latest dip (for reusing a decode as the final).
+    voice_end: Option<usize>,
+    /// Segment id, reserved at the start so ids follow time order.
+    id: u64,
+    hypothesis: Vec<WordView>,
+    hypothesis_text: String,
+    /// End sample of the decode that produced `hypothesis`.
+    decoded_to: usize,
+    /// End sample of the decode in flight.
+    inflight_to: Option<usize>,
+    stable: usize,
+    /// Mean VAD score (guard input).
+    speech_score: f32,
+}
+
+/// The per-stream recogniser state.
+pub struct Recognizer {
+    config: RecognizerConfig,
+    guard: Option<GuardConfig>,
+    /// Samples from `audio_start` on.
+    audio: Vec<f32>,
+    audio_start: usize,
+    received: usize,
+    utterances: VecDeque<Utterance>,
+    closed: VecDeque<SegmentView>,
+    next_id: u64,
+    next_key: u64,
+    next_ticket: u64,
+    /// Ticket of the decode in flight.
+    inflight: Option<u64>,
+    /// Tickets at or below this belong to a cleared context.
+    cleared_below: u64,
+    language: Option<String>,
+    context: String,
+    /// A barrier wants a hypothesis covering audio up to here.
+    barrier: Option<usize>,
+    events: Vec<RecognizerEvent>,
+    stats: RecognizerStats,
+}
+
+/// Audio kept before an utterance while idle, for the endpointer's onset padding.
+const IDLE_LOOKBACK_SAMPLES: usize = SAMPLE_RATE as usize;
+/// whisper.cpp returns nothing for input shorter than 1 s; shorter utterances are padded.
+const MIN_DECODE_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
+/// A decode covering the voice plus this much silence can stand in for the final.
+const FINAL_COVER_SAMPLES: usize = SAMPLE_RATE as usize / 10;
+/// Stable words this close to the decoded end are not committed (may still change).
+const COMMIT_GUARD_MS: u64 = 1_000;
+
+impl Recognizer {
+    pub fn new(config: RecognizerConfig, guard: Option<GuardConfig>) -> Self {
+        Self {
+            language: config.language.clone(),
+            config,
+            guard,
+            audio: Vec::new(),
+            audio_start: 0,
+            received: 0,
+            utterances: VecDeque::new(),
+            closed: VecDeque::new(),
+            next_id: 0,
+            next_key: 0,
+            next_ticket: 1,
+            inflight: None,
+            cleared_below: 0,
+            context: String::new(),
+            barrier: None,
+            events: Vec::new(),
+            stats: RecognizerStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> RecognizerStats {
+        self.stats
+    }
+
+    /// The partial-decode cadence in samples.
+    pub fn hop_samples(&self) -> usize {
+        self.config.hop_samples
+    }
+
+    /// Samples received so far.
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// The fixed or detected language (`en` until known).
+    pub fn language(&self) -> &str {
+        self.language.as_deref().unwrap_or("en")
+    }
+
+    /// Appends received audio (after the endpointer saw it) and applies its events.
+    pub fn push_audio(&mut self, samples: &[f32], events: &[EndpointEvent]) {
+        self.audio.extend_from_slice(samples);
+        self.received += samples.len();
+        for event in events {
+            match *event {
+                EndpointEvent::Started { start } => {
+                    let key = self.next_key;
+                    self.next_key += 1;
+                    let id = self.alloc_id();
+                    self.events.push(RecognizerEvent::SpeechStarted {
+                        key,
+                        start_ms: samples_to_ms(start),
+                    });
+                    self.utterances.push_back(Utterance {
+                        key,
+                        start: start.max(self.audio_start),
+                        end: None,
+                        voice_end: None,
+                        id,
+                        hypothesis: Vec::new(),
+                        hypothesis_text: String::new(),
+                        decoded_to: 0,
+                        inflight_to: None,
+                        stable: 0,
+                        speech_score: 1.0,
+                    });
+                }
+                EndpointEvent::Paused { voice_end } => {
+                    if let Some(u) = self.open_mut() {
+                        u.voice_end = Some(voice_end);
+                    }
+                }
+                EndpointEvent::Ended { end, .. } => self.end_open(end),
+            }
+        }
+        self.trim_audio();
+    }
+
+    /// Closes the open utterance at `end` (endpointer `Ended` or a flush).
+    fn end_open(&mut self, end: usize) {
+        if let Some(u) = self.open_mut() {
+            u.end = Some(end.max(u.start));
+            let (key, end_ms) = (u.key, samples_to_ms(end));
+            self.events
+                .push(RecognizerEvent::SpeechStopped { key, end_ms });
+        }
+    }
+
+    /// Records the VAD score of the open utterance (for the hallucination guard).
+    pub fn set_speech_score(&mut self, score: f32) {
+        if let Some(u) = self.utterances.back_mut() {
+            u.speech_score = score;
+        }
+    }
+
+    /// Asks for a hypothesis covering all audio received so far (checkpoint barrier).
+    pub fn request_barrier(&mut self) {
+        self.barrier = Some(self.received);
+    }
+
+    /// Whether everything before the barrier is decoded and nothing is in flight.
+    pub fn barrier_done(&self) -> bool {
+        let Some(target) = self.barrier else {
+            return true;
+        };
+        self.inflight.is_none()
+            && self
+                .utterances
+                .iter()
+                .all(|u| u.end.is_none() && u.decoded_to >= target.min(self.received))
+    }
+
+    /// Clears the barrier once its reply went out.
+    pub fn clear_barrier(&mut self) {
+        self.barrier = None;
+    }
+
+    /// Forgets the context (`stt.state.clear`): segments, utterances, prompt. Ids keep
+    /// increasing (PROTOCOL §3.4 rule 3); a decode in flight is ignored when it returns.
+    pub fn clear(&mut self) {
+        self.utterances.clear();
+        self.closed.clear();
+        self.context.clear();
+        self.cleared_below = self.next_ticket;
+        self.inflight = None;
+        self.language = self.config.language.clone();
+        self.audio.clear();
+        self.audio_start = self.received;
+    }
+
+    /// Events since the last call.
+    pub fn drain_events(&mut self) -> Vec<RecognizerEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Whether a decode is in flight.
+    pub fn busy(&self) -> bool {
+        self.inflight.is_some()
+    }
+
+    /// The next decode to run, if any and if none is in flight. Finals of closed
+    /// utterances come first; partials of the open one run every `hop`, or at a dip, or
+    /// for a barrier.
+    pub fn next_plan(&mut self) -> Option<DecodePlan> {
+        if self.inflight.is_some() {
+            return None;
+        }
+        // Closed utterances whose last hypothesis already covers their voice are final.
+        while let Some(front) = self.utterances.front() {
+            if front.end.is_some() && covers_final(front) {
+                self.finalize_front_from_hypothesis();
+            } else {
+                break;
+            }
+        }
+        let barrier = self.barrier;
+        let hop = self.config.hop_samples;
+        let received = self.received;
+        let (index, kind) = self.utterances.iter().enumerate().find_map(|(i, u)| {
+            if u.end.is_some() {
+                return Some((i, PlanKind::Final));
+            }
+            let new_audio = received.saturating_sub(u.decoded_to.max(u.start));
+            let dip_uncovered = u
+                .voice_end
+                .is_some_and(|v| u.decoded_to < v + FINAL_COVER_SAMPLES && received >= v);
+            let barrier_uncovered = barrier.is_some_and(|b| u.decoded_to < b);
+            (new_audio > 0 && (new_audio >= hop || dip_uncovered || barrier_uncovered))
+                .then_some((i, PlanKind::Partial))
+        })?;
+        let utterance = &self.utterances[index];
+        let key = utterance.key;
+        let start = utterance.start;
+        let end = utterance.end.unwrap_or(received).min(received);
+        let audio = self.slice(start, end);
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        self.inflight = Some(ticket);
+        self.stats.decodes += 1;
+        let prompt = self.prompt();
+        let language = self.language.clone();
+        if let Some(u) = self.utterances.get_mut(index) {
+            u.inflight_to = Some(end);
+        }
+        Some(DecodePlan {
+            ticket,
+            key,
+            kind,
+            start,
+            end,
+            audio,
+            prompt,
+            language,
+        })
+    }
+
+    /// Counts a partial that was due but could not start.
+    pub fn note_skipped_partial(&mut self) {
+        self.stats.partials_skipped += 1;
+    }
+
+    /// Forgets the decode in flight without a result (queue full, worker error): the
+    /// next [`Self::next_plan`] retries.
+    pub fn abandon(&mut self, ticket: u64) {
+        if self.inflight == Some(ticket) {
+            self.inflight = None;
+            for u in &mut self.utterances {
+                u.inflight_to = None;
+            }
+        }
+    }
+
+    /// Applies a decode result; returns whether the snapshot changed.
+    pub fn on_result(&mut self, plan: &DecodePlan, output: AsrOutput) -> bool {
+        if self.inflight == Some(plan.ticket) {
+            self.inflight = None;
+        }
+        if plan.ticket < self.cleared_below {
+            return false;
+        }
+        let Some(index) = self.utterances.iter().position(|u| u.key == plan.key) else {
+            return false;
+        };
+        if self.language.is_none() && !output.segments.is_empty() {
+            self.language = Some(output.language.clone());
+        }
+        let score = self.utterances[index].speech_score;
+        let (words, text) = self.words_of(output.segments, plan.start, score);
+        let u = &mut self.utterances[index];
+        u.inflight_to = None;
+        u.decoded_to = plan.end;
+        let agreed = agreed_prefix(&u.hypothesis, &words);
+        let grew = agreed > u.stable;
+        u.stable = agreed;
+        u.hypothesis = words;
+        u.hypothesis_text = text;
+        if grew {
+            let stable_text = join_words(&u.hypothesis[..u.stable]);
+            let key = u.key;
+            self.events.push(RecognizerEvent::Stable {
+                key,
+                text: stable_text,
+            });
+        }
+        if plan.kind == PlanKind::Final || (u.end.is_some() && covers_final(u)) {
+            if index == 0 {
+                self.finalize_front_from_hypothesis();
+            }
+        } else if u.end.is_none() {
+            self.commit_if_long(index);
+        }
+        true
+    }
+
+    /// Moves the front utterance's hypothesis into the closed segments.
+    fn finalize_front_from_hypothesis(&mut self) {
+        let Some(u) = self.utterances.pop_front() else {
+            return;
+        };
+        let text = u.hypothesis_text.clone();
+        self.events.push(RecognizerEvent::Final {
+            key: u.key,
+            text: text.clone(),
+        });
+        if !u.hypothesis.is_empty() {
+            self.close_segment(u.id, text, u.hypothesis);
+        }
+    }
+
+    /// Commits the stable words (but the last, and any within a second of the decoded
+    /// end) of a long open utterance, and restarts it after them under a new id.
+    fn commit_if_long(&mut self, index: usize) {
+        let commit_after = self.config.commit_after_samples;
+        let Some(u) = self.utterances.get_mut(index) else {
+            return;
+        };
+        if u.decoded_to.saturating_sub(u.start) < commit_after || u.stable < 2 {
+            return;
+        }
+        let limit_ms = samples_to_ms(u.decoded_to).saturating_sub(COMMIT_GUARD_MS);
+        let count = u.hypothesis[..u.stable - 1]
+            .iter()
+            .take_while(|w| w.end_ms <= limit_ms)
+            .count();
+        if count == 0 {
+            return;
+        }
+        let committed: Vec<WordView> = u.hypothesis.drain(..count).collect();
+        u.start = ms_to_samples(committed.last().map_or(0, |w| w.end_ms)).max(u.start);
+        u.stable = 0;
+        u.hypothesis_text = join_words(&u.hypothesis);
+        let (key, id) = (u.key, u.id);
+        let rest_id = self.alloc_id();
+        if let Some(u) = self.utterances.get_mut(index) {
+            u.id = rest_id;
+        }
+        let text = join_words(&committed);
+        self.events.push(RecognizerEvent::Final {
+            key,
+            text: text.clone(),
+        });
+        self.close_segment(id, text, committed);
+    }
+
+    fn alloc_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn close_segment(&mut self, id: u64, text: String, words: Vec<WordView>) {
+        if !text.is_empty() {
+            if !self.context.is_empty() {
+                self.context.push(' ');
+            }
+            self.context.push_str(&text);
+            let excess = self
+                .context
+                .len()
+                .saturating_sub(self.config.prompt_chars * 2);
+            if excess > 0 {
+                let cut = char_boundary_at_or_after(&self.context, excess);
+                self.context.drain(..cut);
+            }
+        }
+        let start_ms = words.first().map_or(0, |w| w.start_ms);
+        let end_ms = words.last().map_or(start_ms, |w| w.end_ms);
+        self.closed.push_back(SegmentView {
+            id,
+            text,
+            words,
+            is_final: true,
+            start_ms,
+            end_ms,
+        });
+        while self.closed.len() > self.config.window_segments.max(1) {
+            self.closed.pop_front();
+        }
+    }
+
+    /// The current window: closed segments then open hypotheses, ascending ids.
+    pub fn snapshot(&self) -> Vec<SegmentView> {
+        let mut segments: Vec<SegmentView> = self.closed.iter().cloned().collect();
+        for u in &self.utterances {
+            if u.hypothesis.is_empty() {
+                continue;
+            }
+            segments.push(SegmentView {
+                id: u.id,
+                text: u.hypothesis_text.clone(),
+                words: u.hypothesis.clone(),
+                is_final: false,
+                start_ms: u.hypothesis.first().map_or(0, |w| w.start_ms),
+                end_ms: u.hypothesis.last().map_or(0, |w| w.end_ms),
+            });
+        }
+        let skip = segments
+            .len()
+            .saturating_sub(self.config.window_segments.max(1));
+        segments.drain(..skip);
+        segments
+    }
+
+    /// Whether an utterance is open or waiting for its final.
+    pub fn has_pending(&self) -> bool {
+        !self.utterances.is_empty()
+    }
+
+    /// Closes the open utterance at the end of the received audio (a `final` flush).
+    pub fn flush_open(&mut self) {
+        let end = self.received;
+        self.end_open(end);
+    }
+
+    fn open_mut(&mut self) -> Option<&mut Utterance> {
+        self.utterances.back_mut().filter(|u| u.end.is_none())
+    }
+
+    fn prompt(&self) -> Option<String> {
+        if self.context.is_empty() {
+            return self.config.initial_prompt.clone();
+        }
+        let cut = self.context.len().saturating_sub(self.config.prompt_chars);
+        let cut = char_boundary_at_or_after(&self.context, cut);
+        Some(self.context[cut..].to_string())
+    }
+
+    /// The samples of `start..end`, padded with silence to what whisper.cpp decodes.
+    fn slice(&self, start: usize, end: usize) -> Vec<f32> {
+        let from = start.saturating_sub(self.audio_start).min(self.audio.len());
+        let to = end.saturating_sub(self.audio_start).min(self.audio.len());
+        let mut audio = self.audio[from..to.max(from)].to_vec();
+        if audio.len() < MIN_DECODE_SAMPLES {
+            audio.resize(MIN_DECODE_SAMPLES, 0.0);
+        }
+        audio
+    }
+
+    /// Drops audio nothing will decode again.
+    fn trim_audio(&mut self) {
+        let keep_from = self
+            .utterances
+            .front()
+            .map_or(self.received.saturating_sub(IDLE_LOOKBACK_SAMPLES), |u| {
+                u.start
+            });
+        let drop = keep_from
+            .saturating_sub(self.audio_start)
+            .min(self.audio.len());
+        if drop > 0 {
+            self.audio.drain(..drop);
+            self.audio_start += drop;
+        }
+    }
+
+    /// Screens and flattens decoded segments into absolute words and text.
+    fn words_of(
+        &self,
+        segments: Vec<AsrSegment>,
+        start: usize,
+        score: f32,
+    ) -> (Vec<WordView>, String) {
+        let offset_ms = samples_to_ms(start);
+        let mut words = Vec::new();
+        let mut texts = Vec::new();
+        for segment in segments {
+            if let Some(guard) = self.guard.as_ref() {
+                if !crate::longform::guard_keeps(guard, &segment, score) {
+                    continue;
+                }
+            }
+            let text = segment.text.trim();
+            if !text.is_empty() {
+                texts.push(text.to_string());
+            }
+            for w in segment.words {
+                let word = w.text.trim();
+                if word.is_empty() {
+                    continue;
+                }
+                words.push(WordView {
+                    text: word.to_string(),
+                    start_ms: offset_ms + w.start_ms,
+                    end_ms: offset_ms + w.end_ms.max(w.start_ms),
+                    probability: w.probability,
+                });
+            }
+        }
+        (words, texts.join(" "))
+    }
+}
+
+/// Whether the utterance's last hypothesis covers its voice (then it is the final).
+fn covers_final(u: &Utterance) -> bool {
+    let Some(end) = u.end else { return false };
+    let voice_end = u.voice_end.unwrap_or(end);
+    u.inflight_to.is_none() && u.decoded_to >= (voice_end + FINAL_COVER_SAMPLES).min(end)
+}
+
+/// LocalAgreement: how many leading words two hypotheses share (case and punctuation
+/// ignored).
+pub fn agreed_prefix(previous: &[WordView], current: &[WordView]) -> usize {
+    previous
+        .iter()
+        .zip(current)
+        .take_while(|(a, b)| same_word(&a.text, &b.text))
+        .count()
+}
+
+fn same_word(a: &str, b: &str) -> bool {
+    let key = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    key(a) == key(b)
+}
+
+fn char_boundary_at_or_after(text: &str, index: usize) -> usize {
+    (index..=text.len())
+        .find(|i| text.is_char_boundary(*i))
+        .unwrap_or(text.len())
+}
+
+fn join_words(words: &[WordView]) -> String {
+    words
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn samples_to_ms(samples: usize) -> u64 {
+    samples as u64 * 1000 / u64::from(SAMPLE_RATE)
+}
+
+fn ms_to_samples(ms: u64) -> usize {
+    (ms * u64::from(SAMPLE_RATE) / 1000) as usize
+}

@@ -1,0 +1,380 @@
+//! A live session's processing loop, shared by every wire dialect: audio and control
+//! inputs in, recogniser snapshots, events and replies out.
+//!
+//! The loop owns the [`Recognizer`] and the [`Endpointer`]. Voice detection runs on the
+//! blocking pool (it is model inference); decodes run on the ASR workers in the
+//! realtime lane. Barriers (checkpoints, traces, `final`) hold further input until every
+//! earlier sample is decoded and its update sent (PROTOCOL §3.5).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ember_dsp::loudness::{apply_preset, LoudnessPreset};
+use ember_dsp::SAMPLE_RATE;
+use ember_models::{
+    audio_ctx_for, AsrOutput, AsrRequest, AsrTask, CancelToken, DecodeOptions, ModelError, Priority,
+};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::endpoint::Endpointer;
+use super::recognizer::{DecodePlan, PlanKind, Recognizer, RecognizerEvent, SegmentView};
+use crate::metrics;
+use crate::pipeline::CancelOnDrop;
+use crate::state::AppState;
+
+/// What the dialect's receive loop hands the session.
+#[derive(Debug)]
+pub enum SessionInput {
+    /// 16 kHz mono samples.
+    Audio(Vec<f32>),
+    /// Reply with `reply` once all earlier audio is decoded; `flush` first closes the
+    /// open utterance so every word turns final (`final`).
+    Barrier { flush: bool, reply: Option<String> },
+    /// Forget the context, then send `reply`.
+    Clear { reply: Option<String> },
+}
+
+/// What the session hands the dialect's send loop.
+#[derive(Debug)]
+pub enum SessionOutput {
+    /// The recogniser's state changed: the current segment window and new events.
+    Update {
+        language: String,
+        segments: Vec<SegmentView>,
+        events: Vec<RecognizerEvent>,
+        /// Sent even when unchanged: the last message of a `final` flush.
+        flush: bool,
+    },
+    /// A ready-made frame (a control reply).
+    Frame(String),
+    /// A fatal error: send it and close with 1011.
+    Fatal(String),
+}
+
+/// How a session decodes, fixed at connect.
+#[derive(Debug, Clone)]
+pub struct DecodeSettings {
+    pub model: Option<String>,
+    pub task: AsrTask,
+    pub temperature: Option<f32>,
+    pub preprocessing: LoudnessPreset,
+    /// Beam width of stream decodes (1 = greedy).
+    pub beam_size: u32,
+    /// Shrink the encoder context to the utterance plus this many 20 ms frames
+    /// (whisper.cpp `audio_ctx`); `None` = the full 30 s context.
+    pub audio_ctx_slack_frames: Option<u32>,
+    /// Longest a single decode may take.
+    pub decode_timeout: Duration,
+}
+
+/// Wait between tries when the realtime lane is full and a final must still run.
+const FINAL_RETRY: Duration = Duration::from_millis(20);
+
+type DecodeFuture = Pin<Box<dyn Future<Output = DecodeOutcome> + Send>>;
+
+enum DecodeOutcome {
+    Done(DecodePlan, Result<AsrOutput, ModelError>),
+    /// A partial the workers had no room for.
+    Rejected(DecodePlan),
+}
+
+/// Arrival times of audio, to measure how far results lag behind the speaker.
+#[derive(Debug, Default)]
+struct ArrivalClock {
+    marks: VecDeque<(usize, Instant)>,
+}
+
+impl ArrivalClock {
+    fn mark(&mut self, total_samples: usize) {
+        self.marks.push_back((total_samples, Instant::now()));
+        // ~30 s of 50 ms chunks; older marks only matter for stale decodes.
+        while self.marks.len() > 600 {
+            self.marks.pop_front();
+        }
+    }
+
+    /// When sample `at` had arrived.
+    fn arrival(&self, at: usize) -> Option<Instant> {
+        self.marks
+            .iter()
+            .find(|(samples, _)| *samples >= at)
+            .map(|(_, when)| *when)
+    }
+}
+
+/// Runs a session until its input closes or `stop` fires; on `shutdown`, flushes finals
+/// first. Returns when the outputs are all queued.
+#[allow(clippy::too_many_arguments)]
+pub async fn process_loop(
+    state: AppState,
+    settings: DecodeSettings,
+    mut recognizer: Recognizer,
+    endpointer: Endpointer,
+    mut inputs: mpsc::Receiver<SessionInput>,
+    outputs: mpsc::Sender<SessionOutput>,
+    shutdown: CancellationToken,
+) {
+    let cancel = CancelToken::default();
+    let _cancel_on_exit = CancelOnDrop(cancel.clone());
+    let mut endpointer = Some(endpointer);
+    let mut inflight: Option<DecodeFuture> = None;
+    let mut pending_reply: Option<Option<String>> = None;
+    let mut flushing = false;
+    let mut clock = ArrivalClock::default();
+    let mut shutting_down = false;
+    loop {
+        if inflight.is_none() {
+            if let Some(plan) = recognizer.next_plan() {
+                inflight = Some(start_decode(&state, &settings, &cancel, plan));
+            }
+        }
+        if pending_reply.is_some() && recognizer.barrier_done() {
+            recognizer.clear_barrier();
+            if std::mem::take(&mut flushing) && !send_update(&mut recognizer, &outputs, true).await
+            {
+                return;
+            }
+            if let Some(Some(frame)) = pending_reply.take() {
+                if outputs.send(SessionOutput::Frame(frame)).await.is_err() {
+                    return;
+                }
+            }
+            if shutting_down {
+                return;
+            }
+        }
+        tokio::select! {
+            outcome = async { inflight.as_mut().expect("guarded").await }, if inflight.is_some() => {
+                inflight = None;
+                let sent = match outcome {
+                    DecodeOutcome::Rejected(plan) => {
+                        recognizer.abandon(plan.ticket);
+                        recognizer.note_skipped_partial();
+                        ::metrics::counter!(metrics::STREAM_PARTIALS_SKIPPED).increment(1);
+                        true
+                    }
+                    DecodeOutcome::Done(plan, Ok(output)) => {
+                        if let Some(arrived) = clock.arrival(plan.end) {
+                            ::metrics::histogram!(metrics::STREAM_LAG_SECONDS)
+                                .record(arrived.elapsed().as_secs_f64());
+                        }
+                        let skipped = recognizer.received().saturating_sub(plan.end)
+                            / settings_hop(&recognizer);
+                        if plan.kind == PlanKind::Partial && skipped > 0 {
+                            ::metrics::counter!(metrics::STREAM_PARTIALS_SKIPPED)
+                                .increment(skipped as u64);
+                        }
+                        let changed = recognizer.on_result(&plan, output);
+                        !changed || send_update(&mut recognizer, &outputs, false).await
+                    }
+                    DecodeOutcome::Done(plan, Err(error)) => {
+                        recognizer.abandon(plan.ticket);
+                        if matches!(error, ModelError::Cancelled) {
+                            return;
+                        }
+                        tracing::error!(%error, "stream decode failed");
+                        let _ = outputs
+                            .send(SessionOutput::Fatal(format!("transcription failed: {error}")))
+                            .await;
+                        return;
+                    }
+                };
+                if !sent {
+                    return;
+                }
+            }
+            input = inputs.recv(), if pending_reply.is_none() => {
+                let Some(input) = input else { return };
+                match input {
+                    SessionInput::Audio(samples) => {
+                        let Some(mut detector) = endpointer.take() else { return };
+                        let joined = tokio::task::spawn_blocking(move || {
+                            let events = detector.push(&samples);
+                            let score = detector.speech_score();
+                            (detector, events, samples, score)
+                        })
+                        .await;
+                        let Ok((detector, events, samples, score)) = joined else { return };
+                        endpointer = Some(detector);
+                        let events = match events {
+                            Ok(events) => events,
+                            Err(error) => {
+                                let _ = outputs.send(SessionOutput::Fatal(format!("voice detection failed: {error}"))).await;
+                                return;
+                            }
+                        };
+                        recognizer.push_audio(&samples, &events);
+                        recognizer.set_speech_score(score);
+                        clock.mark(recognizer.received());
+                        if !send_events(&mut recognizer, &outputs).await {
+                            return;
+                        }
+                    }
+                    SessionInput::Barrier { flush, reply } => {
+                        if flush {
+                            flush_open(&mut endpointer, &mut recognizer);
+                            if !send_events(&mut recognizer, &outputs).await {
+                                return;
+                            }
+                        }
+                        recognizer.request_barrier();
+                        pending_reply = Some(reply);
+                        flushing = flush;
+                    }
+                    SessionInput::Clear { reply } => {
+                        if let Some(e) = endpointer.as_mut() {
+                            e.clear();
+                        }
+                        recognizer.clear();
+                        inflight = None;
+                        if let Some(frame) = reply {
+                            if outputs.send(SessionOutput::Frame(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+            () = shutdown.cancelled(), if !shutting_down => {
+                // Server shutdown: finish what was said, then the dialect closes (1001).
+                shutting_down = true;
+                flush_open(&mut endpointer, &mut recognizer);
+                recognizer.request_barrier();
+                pending_reply = Some(None);
+                flushing = true;
+            }
+        }
+    }
+}
+
+fn settings_hop(recognizer: &Recognizer) -> usize {
+    recognizer.hop_samples().max(1)
+}
+
+/// Closes the open utterance at the end of the received audio.
+fn flush_open(endpointer: &mut Option<Endpointer>, recognizer: &mut Recognizer) {
+    if let Some(e) = endpointer.as_mut() {
+        e.flush();
+    }
+    recognizer.flush_open();
+}
+
+/// Sends pending recogniser events (speech start/stop) without a snapshot change.
+async fn send_events(recognizer: &mut Recognizer, outputs: &mpsc::Sender<SessionOutput>) -> bool {
+    let events = recognizer.drain_events();
+    if events.is_empty() {
+        return true;
+    }
+    outputs
+        .send(SessionOutput::Update {
+            language: recognizer.language().to_string(),
+            segments: Vec::new(),
+            events,
+            flush: false,
+        })
+        .await
+        .is_ok()
+}
+
+async fn send_update(
+    recognizer: &mut Recognizer,
+    outputs: &mpsc::Sender<SessionOutput>,
+    flush: bool,
+) -> bool {
+    outputs
+        .send(SessionOutput::Update {
+            language: recognizer.language().to_string(),
+            segments: recognizer.snapshot(),
+            events: recognizer.drain_events(),
+            flush,
+        })
+        .await
+        .is_ok()
+}
+
+/// Submits a plan to the ASR workers. Partials give up when the realtime lane is full;
+/// finals wait for room (they are never dropped).
+fn start_decode(
+    state: &AppState,
+    settings: &DecodeSettings,
+    cancel: &CancelToken,
+    mut plan: DecodePlan,
+) -> DecodeFuture {
+    let state = state.clone();
+    let settings = settings.clone();
+    let cancel = cancel.clone();
+    Box::pin(async move {
+        let mut audio = std::mem::take(&mut plan.audio);
+        if settings.preprocessing != LoudnessPreset::None {
+            let preset = settings.preprocessing;
+            audio = match tokio::task::spawn_blocking(move || {
+                apply_preset(preset, &mut audio, SAMPLE_RATE);
+                audio
+            })
+            .await
+            {
+                Ok(audio) => audio,
+                Err(_) => return DecodeOutcome::Rejected(plan),
+            };
+        }
+        let request = AsrRequest {
+            options: DecodeOptions {
+                priority: Priority::Realtime,
+                beam_size: Some(settings.beam_size),
+                audio_ctx: settings
+                    .audio_ctx_slack_frames
+                    .map(|slack| audio_ctx_for(audio.len(), slack)),
+                no_fallback: plan.kind == PlanKind::Partial,
+                single_segment: true,
+            },
+            audio: Arc::new(audio),
+            task: settings.task,
+            language: plan.language.clone(),
+            prompt: plan.prompt.clone(),
+            temperatures: settings.temperature.map(|t| vec![t]).unwrap_or_default(),
+        };
+        let Ok(models) = state.models() else {
+            return DecodeOutcome::Done(
+                plan,
+                Err(ModelError::Inference("models are not loaded".into())),
+            );
+        };
+        let started = Instant::now();
+        tracing::debug!(kind = ?plan.kind, samples = request.audio.len(), ctx = ?request.options.audio_ctx, "stream decode");
+        let receiver = loop {
+            let deadline = Instant::now() + settings.decode_timeout;
+            match models.asr.submit(
+                settings.model.as_deref(),
+                request.clone(),
+                cancel.clone(),
+                deadline,
+                Default::default(),
+            ) {
+                Ok(receiver) => break receiver,
+                Err(ModelError::Overloaded(_)) if plan.kind == PlanKind::Partial => {
+                    return DecodeOutcome::Rejected(plan);
+                }
+                Err(ModelError::Overloaded(_)) if !cancel.is_cancelled() => {
+                    tokio::time::sleep(FINAL_RETRY).await;
+                }
+                Err(error) => return DecodeOutcome::Done(plan, Err(error)),
+            }
+        };
+        let result = receiver.await.unwrap_or_else(|_| {
+            Err(ModelError::Inference(
+                "the ASR worker dropped the job".into(),
+            ))
+        });
+        let kind = match plan.kind {
+            PlanKind::Partial => "partial",
+            PlanKind::Final => "final",
+        };
+        ::metrics::histogram!(metrics::STREAM_DECODE_SECONDS, "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
+        DecodeOutcome::Done(plan, result)
+    })
+}
