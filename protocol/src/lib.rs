@@ -8,6 +8,7 @@
 pub mod error;
 pub mod form;
 pub mod language;
+pub mod realtime;
 pub mod render;
 pub mod request;
 pub mod sse;

@@ -43,6 +43,10 @@ pub fn app(state: AppState) -> Router {
                 &format!("{prefix}/audio/transcriptions/streaming"),
                 get(crate::stream::fireworks::handler),
             )
+            .route(
+                &format!("{prefix}/realtime"),
+                get(crate::stream::realtime::handler),
+            )
             .route(&format!("{prefix}/models"), get(meta::models));
     }
     let body_limit = state

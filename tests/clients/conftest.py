@@ -32,6 +32,7 @@ HEALTH_TIMEOUT_S = float(os.environ.get("EMBER_HEALTH_TIMEOUT", "120"))
 def pytest_configure(config):
     # fireworks-ai 0.15 uses pydantic-v1 style validators in modules we do not test.
     config.addinivalue_line("filterwarnings", "ignore:Pydantic V1 style:DeprecationWarning")
+    config.addinivalue_line("markers", "streaming: needs the WebSocket routes (PROTOCOL §3 streaming, §4 realtime)")
 
 
 def ember_binary() -> Path:

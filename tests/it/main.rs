@@ -9,6 +9,7 @@ mod lifecycle;
 mod longform;
 mod no_speech;
 mod preprocessing;
+mod streaming;
 mod support;
 mod vad;
 mod wer;

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use ember_server::auth::ApiKeys;
 use ember_server::config::{AsrArgs, WeightType};
+use ember_server::stream::{StreamConfig, StreamHub};
 use ember_server::{AppState, Limits};
 
 /// The shared test data folder (`../shared/data` beside the repo).
@@ -58,6 +59,8 @@ pub struct ServerSpec {
     pub beam_size: u32,
     /// The hallucination guard (on in production); off to measure what it removes.
     pub hallucination_guard: bool,
+    /// Concurrent live streams.
+    pub max_streams: usize,
 }
 
 impl Default for ServerSpec {
@@ -69,6 +72,7 @@ impl Default for ServerSpec {
             asr_queue: 16,
             beam_size: 5,
             hallucination_guard: true,
+            max_streams: 16,
         }
     }
 }
@@ -76,11 +80,13 @@ impl Default for ServerSpec {
 /// A running server's base URL (`http://127.0.0.1:PORT`).
 pub struct TestServer {
     pub url: String,
+    /// The server's live sessions, so tests can trigger the shutdown flush.
+    pub streams: StreamHub,
 }
 
 /// Starts a server for `spec` on a dedicated thread and waits until it is healthy.
 pub fn start(spec: ServerSpec) -> TestServer {
-    let (tx, rx) = std::sync::mpsc::channel::<SocketAddr>();
+    let (tx, rx) = std::sync::mpsc::channel::<(SocketAddr, StreamHub)>();
     std::thread::Builder::new()
         .name("test-server".into())
         .spawn(move || {
@@ -110,7 +116,11 @@ pub fn start(spec: ServerSpec) -> TestServer {
                     language_names: false,
                     spool_dir: std::env::temp_dir(),
                 };
-                let state = AppState::new(limits, ApiKeys::new(&spec.api_keys), 2);
+                let state = AppState::new(limits, ApiKeys::new(&spec.api_keys), 2)
+                    .with_stream_config(StreamConfig {
+                        max_streams: spec.max_streams,
+                        ..StreamConfig::default()
+                    });
                 let engine =
                     tokio::task::spawn_blocking(move || ember_server::engine::load_models(&asr))
                         .await
@@ -120,7 +130,7 @@ pub fn start(spec: ServerSpec) -> TestServer {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                     .await
                     .expect("bind");
-                tx.send(listener.local_addr().expect("addr"))
+                tx.send((listener.local_addr().expect("addr"), state.streams.clone()))
                     .expect("send addr");
                 axum::serve(listener, ember_server::app(state))
                     .await
@@ -128,11 +138,12 @@ pub fn start(spec: ServerSpec) -> TestServer {
             });
         })
         .expect("spawn server thread");
-    let addr = rx
+    let (addr, streams) = rx
         .recv_timeout(Duration::from_secs(300))
         .expect("test server did not start");
     TestServer {
         url: format!("http://{addr}"),
+        streams,
     }
 }
 

@@ -31,7 +31,7 @@ pub struct EndpointConfig {
 
 impl EndpointConfig {
     /// Silero's thresholds with stream timings: `silence_ms` of silence ends an
-    /// utterance, 100 ms pads on both sides (+100 ms onset for Silero's late onsets),
+    /// utterance, 150 ms pads on both sides (+100 ms onset for Silero's late onsets),
     /// utterances over `max_utterance_ms` are split at a quiet point.
     pub fn for_stream(threshold: Option<f32>, silence_ms: u32, max_utterance_ms: u32) -> Self {
         let mut segmenter = SegmenterConfig::silero();
@@ -41,7 +41,7 @@ impl EndpointConfig {
         }
         segmenter.min_speech_ms = 200;
         segmenter.min_silence_ms = silence_ms;
-        segmenter.speech_pad_ms = 100;
+        segmenter.speech_pad_ms = 150;
         segmenter.onset_pad_ms = 100;
         segmenter.max_speech_ms = max_utterance_ms;
         Self {
@@ -192,6 +192,24 @@ impl Endpointer {
             start: base + r.start,
             end: base + r.end,
         })
+    }
+
+    /// Swaps the detector and settings (a mid-session `session.update`); an open
+    /// utterance is dropped from the segmentation and the timeline continues.
+    pub fn reconfigure(
+        &mut self,
+        detector: Option<Box<dyn VoiceDetector>>,
+        config: EndpointConfig,
+    ) {
+        self.frame = detector
+            .as_ref()
+            .map_or(SKIP_VAD_FRAME, |d| d.frame_samples().max(1));
+        self.segmenter = Segmenter::new(&config.segmenter, self.frame);
+        self.detector = detector;
+        self.config = config;
+        self.origin = self.scored;
+        self.voice_end = None;
+        self.pause_reported = false;
     }
 
     /// Forgets the open utterance and the detector's state (`stt.state.clear`).

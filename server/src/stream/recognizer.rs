@@ -192,6 +192,17 @@ impl Recognizer {
         self.config.hop_samples
     }
 
+    /// Fixes the language (or returns to detection) for the next decodes.
+    pub fn set_language(&mut self, language: Option<String>) {
+        self.config.language = language.clone();
+        self.language = language;
+    }
+
+    /// The prompt used until there is final text.
+    pub fn set_initial_prompt(&mut self, prompt: Option<String>) {
+        self.config.initial_prompt = prompt;
+    }
+
     /// Samples received so far.
     pub fn received(&self) -> usize {
         self.received

@@ -20,7 +20,7 @@ use ember_models::{
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::Endpointer;
+use super::endpoint::{EndpointConfig, Endpointer};
 use super::recognizer::{DecodePlan, PlanKind, Recognizer, RecognizerEvent, SegmentView};
 use crate::metrics;
 use crate::pipeline::CancelOnDrop;
@@ -36,6 +36,20 @@ pub enum SessionInput {
     Barrier { flush: bool, reply: Option<String> },
     /// Forget the context, then send `reply`.
     Clear { reply: Option<String> },
+    /// Change the session's settings (OpenAI `session.update`).
+    Configure(Reconfigure),
+    /// Send this frame in order with the rest of the output.
+    Reply(String),
+}
+
+/// Settings a client may change mid-session; `None` = unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct Reconfigure {
+    pub language: Option<Option<String>>,
+    pub prompt: Option<Option<String>>,
+    /// `Some(None)` = no endpointing (manual commits); `Some(Some((threshold,
+    /// silence_ms)))` = VAD endpointing with these settings.
+    pub vad: Option<Option<(Option<f32>, Option<u32>)>>,
 }
 
 /// What the session hands the dialect's send loop.
@@ -225,6 +239,17 @@ pub async fn process_loop(
                         pending_reply = Some(reply);
                         flushing = flush;
                     }
+                    SessionInput::Reply(frame) => {
+                        if outputs.send(SessionOutput::Frame(frame)).await.is_err() {
+                            return;
+                        }
+                    }
+                    SessionInput::Configure(change) => {
+                        if let Err(error) = reconfigure(&state, change, &mut endpointer, &mut recognizer).await {
+                            let _ = outputs.send(SessionOutput::Fatal(error)).await;
+                            return;
+                        }
+                    }
                     SessionInput::Clear { reply } => {
                         if let Some(e) = endpointer.as_mut() {
                             e.clear();
@@ -253,6 +278,50 @@ pub async fn process_loop(
 
 fn settings_hop(recognizer: &Recognizer) -> usize {
     recognizer.hop_samples().max(1)
+}
+
+/// Applies a mid-session settings change; a new detector is made on the blocking pool.
+async fn reconfigure(
+    state: &AppState,
+    change: Reconfigure,
+    endpointer: &mut Option<Endpointer>,
+    recognizer: &mut Recognizer,
+) -> Result<(), String> {
+    if let Some(language) = change.language {
+        recognizer.set_language(language);
+    }
+    if let Some(prompt) = change.prompt {
+        recognizer.set_initial_prompt(prompt);
+    }
+    let Some(vad) = change.vad else {
+        return Ok(());
+    };
+    let config = state.streams.config();
+    let (threshold, silence_ms) = vad.unwrap_or((None, None));
+    let endpoint_config = EndpointConfig::for_stream(
+        threshold,
+        silence_ms.unwrap_or(config.endpoint_silence_ms).max(100),
+        config.max_utterance_ms,
+    );
+    let detector = match vad {
+        None => None,
+        Some(_) => {
+            let state = state.clone();
+            let made = tokio::task::spawn_blocking(move || {
+                state
+                    .models()
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| m.vad.stream_detector().map_err(|e| e.to_string()))
+            })
+            .await
+            .map_err(|e| e.to_string())??;
+            Some(made.1)
+        }
+    };
+    if let Some(e) = endpointer.as_mut() {
+        e.reconfigure(detector, endpoint_config);
+    }
+    Ok(())
 }
 
 /// Closes the open utterance at the end of the received audio.
