@@ -252,6 +252,11 @@ impl AsrEngine {
         &self.counters
     }
 
+    /// Worker threads.
+    pub fn workers(&self) -> usize {
+        self.pool.workers()
+    }
+
     /// Queue and worker counters.
     pub fn stats(&self) -> &PoolStats {
         self.pool.stats()

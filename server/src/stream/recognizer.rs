@@ -124,6 +124,8 @@ struct Utterance {
     stable: usize,
     /// Mean VAD score (guard input).
     speech_score: f32,
+    /// A partial due at this sample was skipped for lack of a free worker.
+    skipped_to: usize,
 }
 
 /// The per-stream recogniser state.
@@ -139,8 +141,10 @@ pub struct Recognizer {
     next_id: u64,
     next_key: u64,
     next_ticket: u64,
-    /// Ticket of the decode in flight.
-    inflight: Option<u64>,
+    /// The snapshot changed since the last [`Self::take_changed`].
+    changed: bool,
+    /// Ticket and kind of the decode in flight.
+    inflight: Option<(u64, PlanKind)>,
     /// Tickets at or below this belong to a cleared context.
     cleared_below: u64,
     language: Option<String>,
@@ -174,6 +178,7 @@ impl Recognizer {
             next_id: 0,
             next_key: 0,
             next_ticket: 1,
+            changed: false,
             inflight: None,
             cleared_below: 0,
             context: String::new(),
@@ -239,6 +244,7 @@ impl Recognizer {
                         inflight_to: None,
                         stable: 0,
                         speech_score: 1.0,
+                        skipped_to: 0,
                     });
                 }
                 EndpointEvent::Paused { voice_end } => {
@@ -314,10 +320,17 @@ impl Recognizer {
         self.inflight.is_some()
     }
 
+    /// Whether the snapshot changed since the last call (an update is due).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
     /// The next decode to run, if any and if none is in flight. Finals of closed
-    /// utterances come first; partials of the open one run every `hop`, or at a dip, or
-    /// for a barrier.
-    pub fn next_plan(&mut self) -> Option<DecodePlan> {
+    /// utterances come first; partials of the open one run every `hop` of new audio when
+    /// `spare_worker` (a partial never queues behind other streams' decodes: it is
+    /// skipped and counted instead), and always at a dip (the final candidate) or for a
+    /// barrier.
+    pub fn next_plan(&mut self, spare_worker: bool) -> Option<DecodePlan> {
         if self.inflight.is_some() {
             return None;
         }
@@ -332,7 +345,7 @@ impl Recognizer {
         let barrier = self.barrier;
         let hop = self.config.hop_samples;
         let received = self.received;
-        let (index, kind) = self.utterances.iter().enumerate().find_map(|(i, u)| {
+        let plan = self.utterances.iter().enumerate().find_map(|(i, u)| {
             if u.end.is_some() {
                 return Some((i, PlanKind::Final));
             }
@@ -341,9 +354,15 @@ impl Recognizer {
                 .voice_end
                 .is_some_and(|v| u.decoded_to < v + FINAL_COVER_SAMPLES && received >= v);
             let barrier_uncovered = barrier.is_some_and(|b| u.decoded_to < b);
-            (new_audio > 0 && (new_audio >= hop || dip_uncovered || barrier_uncovered))
+            let hop_due =
+                received.saturating_sub(u.decoded_to.max(u.start).max(u.skipped_to)) >= hop;
+            (new_audio > 0 && ((hop_due && spare_worker) || dip_uncovered || barrier_uncovered))
                 .then_some((i, PlanKind::Partial))
-        })?;
+        });
+        let Some((index, kind)) = plan else {
+            self.skip_due_partial(spare_worker);
+            return None;
+        };
         let utterance = &self.utterances[index];
         let key = utterance.key;
         let start = utterance.start;
@@ -351,7 +370,7 @@ impl Recognizer {
         let audio = self.slice(start, end);
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        self.inflight = Some(ticket);
+        self.inflight = Some((ticket, kind));
         self.stats.decodes += 1;
         let prompt = self.prompt();
         let language = self.language.clone();
@@ -370,15 +389,48 @@ impl Recognizer {
         })
     }
 
+    /// The partial in flight, when it has become useless: the speaker paused (or the
+    /// utterance ended) after it started, so it cannot stand in for the final and only
+    /// delays it. The session cancels it and starts the final-candidate decode at once.
+    pub fn stale_partial(&self) -> Option<u64> {
+        let (ticket, PlanKind::Partial) = self.inflight? else {
+            return None;
+        };
+        let stale = self.utterances.iter().any(|u| {
+            let Some(to) = u.inflight_to else {
+                return false;
+            };
+            let voice_end = u.voice_end.or(u.end);
+            voice_end.is_some_and(|v| {
+                to < v + FINAL_COVER_SAMPLES && self.received >= v + FINAL_COVER_SAMPLES
+            })
+        });
+        stale.then_some(ticket)
+    }
+
     /// Counts a partial that was due but could not start.
     pub fn note_skipped_partial(&mut self) {
         self.stats.partials_skipped += 1;
     }
 
+    /// A hop's partial was due but no worker was free: skip it until the next hop.
+    fn skip_due_partial(&mut self, spare_worker: bool) {
+        if spare_worker {
+            return;
+        }
+        let (hop, received) = (self.config.hop_samples, self.received);
+        if let Some(u) = self.utterances.back_mut().filter(|u| u.end.is_none()) {
+            if received.saturating_sub(u.decoded_to.max(u.start).max(u.skipped_to)) >= hop {
+                u.skipped_to = received;
+                self.stats.partials_skipped += 1;
+            }
+        }
+    }
+
     /// Forgets the decode in flight without a result (queue full, worker error): the
     /// next [`Self::next_plan`] retries.
     pub fn abandon(&mut self, ticket: u64) {
-        if self.inflight == Some(ticket) {
+        if self.inflight.is_some_and(|(t, _)| t == ticket) {
             self.inflight = None;
             for u in &mut self.utterances {
                 u.inflight_to = None;
@@ -388,7 +440,7 @@ impl Recognizer {
 
     /// Applies a decode result; returns whether the snapshot changed.
     pub fn on_result(&mut self, plan: &DecodePlan, output: AsrOutput) -> bool {
-        if self.inflight == Some(plan.ticket) {
+        if self.inflight.is_some_and(|(t, _)| t == plan.ticket) {
             self.inflight = None;
         }
         if plan.ticket < self.cleared_below {
@@ -410,6 +462,7 @@ impl Recognizer {
         u.stable = agreed;
         u.hypothesis = words;
         u.hypothesis_text = text;
+        self.changed = true;
         if grew {
             let stable_text = join_words(&u.hypothesis[..u.stable]);
             let key = u.key;
@@ -433,6 +486,7 @@ impl Recognizer {
         let Some(u) = self.utterances.pop_front() else {
             return;
         };
+        self.changed = true;
         let text = u.hypothesis_text.clone();
         self.events.push(RecognizerEvent::Final {
             key: u.key,
@@ -485,6 +539,7 @@ impl Recognizer {
     }
 
     fn close_segment(&mut self, id: u64, text: String, words: Vec<WordView>) {
+        self.changed = true;
         if !text.is_empty() {
             if !self.context.is_empty() {
                 self.context.push(' ');
@@ -673,4 +728,213 @@ fn samples_to_ms(samples: usize) -> u64 {
 
 fn ms_to_samples(ms: u64) -> usize {
     (ms * u64::from(SAMPLE_RATE) / 1000) as usize
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ember_models::{AsrSegment, AsrWord};
+
+    const SECOND: usize = SAMPLE_RATE as usize;
+
+    fn recognizer() -> Recognizer {
+        Recognizer::new(
+            RecognizerConfig {
+                hop_samples: SECOND / 2,
+                commit_after_samples: 6 * SECOND,
+                window_segments: 10,
+                prompt_chars: 50,
+                initial_prompt: Some("Glossary".into()),
+                language: None,
+            },
+            None,
+        )
+    }
+
+    /// An ASR result whose words are spread evenly over the decoded span.
+    fn output(text: &str, span_ms: u64) -> AsrOutput {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let step = span_ms / words.len().max(1) as u64;
+        AsrOutput {
+            language: "en".into(),
+            model: "test".into(),
+            segments: vec![AsrSegment {
+                start_ms: 0,
+                end_ms: span_ms,
+                text: format!(" {text}"),
+                tokens: Vec::new(),
+                avg_logprob: -0.1,
+                compression_ratio: 1.0,
+                no_speech_prob: 0.0,
+                temperature: 0.0,
+                words: words
+                    .iter()
+                    .enumerate()
+                    .map(|(i, w)| AsrWord {
+                        text: format!(" {w}"),
+                        start_ms: i as u64 * step,
+                        end_ms: (i as u64 + 1) * step,
+                        probability: 0.9,
+                    })
+                    .collect(),
+            }],
+        }
+    }
+
+    fn silence(n: usize) -> Vec<f32> {
+        vec![0.0; n]
+    }
+
+    #[test]
+    fn partials_then_a_final_under_one_stable_id() {
+        let mut r = recognizer();
+        r.push_audio(
+            &silence(SECOND),
+            &[EndpointEvent::Started { start: SECOND / 2 }],
+        );
+        let plan = r.next_plan(true).unwrap();
+        assert_eq!(plan.kind, PlanKind::Partial);
+        assert_eq!(plan.prompt.as_deref(), Some("Glossary"));
+        assert!(plan.audio.len() >= MIN_DECODE_SAMPLES);
+        assert!(r.next_plan(true).is_none(), "one decode at a time");
+        assert!(r.on_result(&plan, output("hello there", 400)));
+        let snapshot = r.snapshot();
+        assert_eq!(snapshot.len(), 1);
+        assert!(!snapshot[0].is_final);
+        assert_eq!(snapshot[0].words[0].start_ms, 500, "times are absolute");
+        assert_eq!(r.language(), "en");
+
+        r.push_audio(
+            &silence(SECOND),
+            &[EndpointEvent::Ended {
+                start: SECOND / 2,
+                end: SECOND + SECOND / 2,
+            }],
+        );
+        let final_plan = r.next_plan(true).unwrap();
+        assert_eq!(final_plan.kind, PlanKind::Final);
+        r.on_result(&final_plan, output("hello there friend", 900));
+        let snapshot = r.snapshot();
+        assert_eq!(snapshot.len(), 1);
+        assert!(snapshot[0].is_final);
+        assert_eq!(snapshot[0].id, 0);
+        assert_eq!(snapshot[0].text, "hello there friend");
+        // The next decode is primed with the final text.
+        r.push_audio(
+            &silence(SECOND),
+            &[EndpointEvent::Started { start: 2 * SECOND }],
+        );
+        r.push_audio(&silence(SECOND), &[]);
+        let next = r.next_plan(true).unwrap();
+        assert_eq!(next.prompt.as_deref(), Some("hello there friend"));
+        r.on_result(&next, output("again", 300));
+        let ids: Vec<u64> = r.snapshot().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![0, 1]);
+        let events = r.drain_events();
+        assert!(events.contains(&RecognizerEvent::Final {
+            key: 0,
+            text: "hello there friend".into()
+        }));
+    }
+
+    #[test]
+    fn a_decode_started_after_the_pause_becomes_the_final() {
+        let mut r = recognizer();
+        r.push_audio(&silence(SECOND), &[EndpointEvent::Started { start: 0 }]);
+        let partial = r.next_plan(true).unwrap();
+        r.on_result(&partial, output("one", 300));
+        // The voice stops at 1.2 s; 100+ ms later a dip decode runs over everything.
+        r.push_audio(
+            &silence(SECOND / 2),
+            &[EndpointEvent::Paused {
+                voice_end: SECOND + SECOND / 5,
+            }],
+        );
+        let dip = r.next_plan(true).unwrap();
+        assert_eq!(dip.kind, PlanKind::Partial);
+        assert_eq!(dip.end, SECOND + SECOND / 2);
+        r.on_result(&dip, output("one two", 1_000));
+        r.push_audio(
+            &silence(SECOND / 4),
+            &[EndpointEvent::Ended {
+                start: 0,
+                end: SECOND + SECOND / 3,
+            }],
+        );
+        assert!(
+            r.next_plan(true).is_none(),
+            "the dip decode covered the voice: no second decode"
+        );
+        let snapshot = r.snapshot();
+        assert!(snapshot[0].is_final);
+        assert_eq!(snapshot[0].text, "one two");
+    }
+
+    #[test]
+    fn a_partial_started_before_the_pause_is_stale() {
+        let mut r = recognizer();
+        r.push_audio(&silence(SECOND), &[EndpointEvent::Started { start: 0 }]);
+        let partial = r.next_plan(true).unwrap();
+        assert_eq!(r.stale_partial(), None);
+        r.push_audio(
+            &silence(SECOND / 2),
+            &[EndpointEvent::Paused {
+                voice_end: SECOND + SECOND / 5,
+            }],
+        );
+        assert_eq!(r.stale_partial(), Some(partial.ticket));
+        r.abandon(partial.ticket);
+        let fresh = r.next_plan(true).unwrap();
+        assert_eq!(fresh.end, SECOND + SECOND / 2);
+    }
+
+    #[test]
+    fn long_utterances_commit_stable_words_and_clear_forgets() {
+        let mut r = recognizer();
+        r.push_audio(&silence(7 * SECOND), &[EndpointEvent::Started { start: 0 }]);
+        let words = "a b c d e f g h i j k l m n";
+        let first = r.next_plan(true).unwrap();
+        r.on_result(&first, output(words, 7_000));
+        r.push_audio(&silence(SECOND / 2), &[]);
+        let second = r.next_plan(true).unwrap();
+        r.on_result(&second, output(words, 7_000));
+        let snapshot = r.snapshot();
+        assert!(
+            snapshot.len() == 2 && snapshot[0].is_final && !snapshot[1].is_final,
+            "{snapshot:?}"
+        );
+        assert!(snapshot[0].end_ms <= 7_500 - COMMIT_GUARD_MS);
+        assert!(snapshot[1].id > snapshot[0].id);
+        let before = snapshot[1].id;
+        r.clear();
+        assert!(r.snapshot().is_empty());
+        assert!(!r.has_pending());
+        r.push_audio(
+            &silence(SECOND),
+            &[EndpointEvent::Started {
+                start: r.received() - SECOND,
+            }],
+        );
+        let plan = r.next_plan(true).unwrap();
+        r.on_result(&plan, output("new", 300));
+        assert!(
+            r.snapshot()[0].id > before,
+            "ids keep increasing across a clear"
+        );
+    }
+
+    #[test]
+    fn agreement_ignores_case_and_punctuation() {
+        let w = |t: &str| WordView {
+            text: t.into(),
+            start_ms: 0,
+            end_ms: 0,
+            probability: 1.0,
+        };
+        let a = [w("Hello,"), w("world"), w("again")];
+        let b = [w("hello"), w("World."), w("anew")];
+        assert_eq!(agreed_prefix(&a, &b), 2);
+        assert_eq!(agreed_prefix(&a, &[]), 0);
+    }
 }

@@ -132,19 +132,23 @@ pub async fn process_loop(
     outputs: mpsc::Sender<SessionOutput>,
     shutdown: CancellationToken,
 ) {
-    let cancel = CancelToken::default();
-    let _cancel_on_exit = CancelOnDrop(cancel.clone());
     let mut endpointer = Some(endpointer);
     let mut inflight: Option<DecodeFuture> = None;
+    // Cancels the decode in flight when it is superseded or the session ends.
+    let mut inflight_cancel = CancelOnDrop(CancelToken::default());
     let mut pending_reply: Option<Option<String>> = None;
     let mut flushing = false;
     let mut clock = ArrivalClock::default();
     let mut shutting_down = false;
     loop {
         if inflight.is_none() {
-            if let Some(plan) = recognizer.next_plan() {
-                inflight = Some(start_decode(&state, &settings, &cancel, plan));
+            if let Some(plan) = recognizer.next_plan(spare_worker(&state)) {
+                inflight_cancel = CancelOnDrop(CancelToken::default());
+                inflight = Some(start_decode(&state, &settings, &inflight_cancel.0, plan));
             }
+        }
+        if recognizer.take_changed() && !send_update(&mut recognizer, &outputs, false).await {
+            return;
         }
         if pending_reply.is_some() && recognizer.barrier_done() {
             recognizer.clear_barrier();
@@ -182,13 +186,13 @@ pub async fn process_loop(
                             ::metrics::counter!(metrics::STREAM_PARTIALS_SKIPPED)
                                 .increment(skipped as u64);
                         }
-                        let changed = recognizer.on_result(&plan, output);
-                        !changed || send_update(&mut recognizer, &outputs, false).await
+                        recognizer.on_result(&plan, output);
+                        true
                     }
                     DecodeOutcome::Done(plan, Err(error)) => {
                         recognizer.abandon(plan.ticket);
                         if matches!(error, ModelError::Cancelled) {
-                            return;
+                            continue;
                         }
                         tracing::error!(%error, "stream decode failed");
                         let _ = outputs
@@ -223,6 +227,11 @@ pub async fn process_loop(
                         };
                         recognizer.push_audio(&samples, &events);
                         recognizer.set_speech_score(score);
+                        if let Some(ticket) = recognizer.stale_partial() {
+                            inflight_cancel.0.cancel();
+                            inflight = None;
+                            recognizer.abandon(ticket);
+                        }
                         clock.mark(recognizer.received());
                         if !send_events(&mut recognizer, &outputs).await {
                             return;
@@ -255,6 +264,7 @@ pub async fn process_loop(
                             e.clear();
                         }
                         recognizer.clear();
+                        inflight_cancel.0.cancel();
                         inflight = None;
                         if let Some(frame) = reply {
                             if outputs.send(SessionOutput::Frame(frame)).await.is_err() {
@@ -274,6 +284,14 @@ pub async fn process_loop(
             }
         }
     }
+}
+
+/// Whether an ASR worker is free now (nothing queued, not all busy).
+fn spare_worker(state: &AppState) -> bool {
+    state.models().is_ok_and(|m| {
+        let stats = m.asr.stats();
+        stats.queued() == 0 && stats.running() < m.asr.workers()
+    })
 }
 
 fn settings_hop(recognizer: &Recognizer) -> usize {
