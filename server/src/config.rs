@@ -169,7 +169,7 @@ pub struct StreamArgs {
     #[arg(long, env = "EMBER_STREAM_HOP_MS", default_value_t = 500)]
     pub stream_hop_ms: u32,
     /// An utterance without a pause longer than this commits its stable words.
-    #[arg(long, env = "EMBER_STREAM_COMMIT_AFTER_MS", default_value_t = 12_000)]
+    #[arg(long, env = "EMBER_STREAM_COMMIT_AFTER_MS", default_value_t = 20_000)]
     pub stream_commit_after_ms: u32,
     /// Most segments each stream message carries (the newest; older ones were final).
     #[arg(long, env = "EMBER_STREAM_WINDOW_SEGMENTS", default_value_t = 100)]

@@ -39,7 +39,7 @@ impl Default for StreamConfig {
             max_frame_bytes: 1 << 20,
             endpoint_silence_ms: 400,
             hop_ms: 500,
-            commit_after_ms: 12_000,
+            commit_after_ms: 20_000,
             max_utterance_ms: 28_000,
             window_segments: 100,
             beam_size: 1,

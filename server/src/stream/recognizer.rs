@@ -126,6 +126,9 @@ struct Utterance {
     speech_score: f32,
     /// A partial due at this sample was skipped for lack of a free worker.
     skipped_to: usize,
+    /// The last words committed from this utterance (normalised), to cut the repeat of
+    /// them that the next decode starts with when word times were early.
+    committed_tail: Vec<String>,
 }
 
 /// The per-stream recogniser state.
@@ -245,6 +248,7 @@ impl Recognizer {
                         stable: 0,
                         speech_score: 1.0,
                         skipped_to: 0,
+                        committed_tail: Vec::new(),
                     });
                 }
                 EndpointEvent::Paused { voice_end } => {
@@ -262,6 +266,7 @@ impl Recognizer {
     fn end_open(&mut self, end: usize) {
         if let Some(u) = self.open_mut() {
             u.end = Some(end.max(u.start));
+            clip_to_end(u);
             let (key, end_ms) = (u.key, samples_to_ms(end));
             self.events
                 .push(RecognizerEvent::SpeechStopped { key, end_ms });
@@ -453,8 +458,14 @@ impl Recognizer {
             self.language = Some(output.language.clone());
         }
         let score = self.utterances[index].speech_score;
-        let (words, text) = self.words_of(output.segments, plan.start, score);
+        let (mut words, mut text) = self.words_of(output.segments, plan.start, score);
         let u = &mut self.utterances[index];
+        tracing::debug!(kind = ?plan.kind, start = plan.start, end = plan.end, utterance_start = u.start, %text, "stream decode result");
+        let repeated = repeated_prefix(&u.committed_tail, &words);
+        if repeated > 0 {
+            words.drain(..repeated);
+            text = join_words(&words);
+        }
         u.inflight_to = None;
         u.decoded_to = plan.end;
         let agreed = agreed_prefix(&u.hypothesis, &words);
@@ -462,6 +473,7 @@ impl Recognizer {
         u.stable = agreed;
         u.hypothesis = words;
         u.hypothesis_text = text;
+        clip_to_end(u);
         self.changed = true;
         if grew {
             let stable_text = join_words(&u.hypothesis[..u.stable]);
@@ -516,6 +528,13 @@ impl Recognizer {
             return;
         }
         let committed: Vec<WordView> = u.hypothesis.drain(..count).collect();
+        u.committed_tail = committed
+            .iter()
+            .rev()
+            .take(TAIL_WORDS)
+            .rev()
+            .map(|w| word_key(&w.text))
+            .collect();
         u.start = ms_to_samples(committed.last().map_or(0, |w| w.end_ms)).max(u.start);
         u.stable = 0;
         u.hypothesis_text = join_words(&u.hypothesis);
@@ -681,6 +700,20 @@ impl Recognizer {
     }
 }
 
+/// Drops hypothesis words that start after the utterance's end: a decode planned while
+/// the utterance was open can reach past the point where the segmenter later split it,
+/// and those words belong to the next utterance.
+fn clip_to_end(u: &mut Utterance) {
+    let Some(end) = u.end else { return };
+    let end_ms = samples_to_ms(end);
+    let before = u.hypothesis.len();
+    u.hypothesis.retain(|w| w.start_ms < end_ms);
+    if u.hypothesis.len() != before {
+        u.hypothesis_text = join_words(&u.hypothesis);
+        u.stable = u.stable.min(u.hypothesis.len());
+    }
+}
+
 /// Whether the utterance's last hypothesis covers its voice (then it is the final).
 fn covers_final(u: &Utterance) -> bool {
     let Some(end) = u.end else { return false };
@@ -699,13 +732,46 @@ pub fn agreed_prefix(previous: &[WordView], current: &[WordView]) -> usize {
 }
 
 fn same_word(a: &str, b: &str) -> bool {
-    let key = |s: &str| -> String {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    key(a) == key(b)
+    word_key(a) == word_key(b)
+}
+
+fn word_key(word: &str) -> String {
+    word.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Committed words remembered per utterance for [`repeated_prefix`].
+const TAIL_WORDS: usize = 8;
+/// How far into a new hypothesis a repeat of the committed words is looked for.
+const REPEAT_SEARCH_WORDS: usize = 40;
+
+/// How many leading words of `words` repeat already committed text: the hypothesis
+/// starts with the end of `tail` (word times were late), or contains the last three or
+/// more words of `tail` near its start (they were early and the decode re-read them).
+pub fn repeated_prefix(tail: &[String], words: &[WordView]) -> usize {
+    if tail.is_empty() || words.is_empty() {
+        return 0;
+    }
+    let keys: Vec<String> = words
+        .iter()
+        .take(REPEAT_SEARCH_WORDS)
+        .map(|w| word_key(&w.text))
+        .collect();
+    // The whole tail, or its last ≥ 3 words, found as a run: cut through its end.
+    let shortest = tail.len().min(3);
+    for len in (shortest..=tail.len()).rev() {
+        let needle = &tail[tail.len() - len..];
+        if let Some(at) = keys.windows(len).position(|w| w == needle) {
+            return at + len;
+        }
+    }
+    // A shorter suffix of the tail as the hypothesis's first words.
+    (1..shortest)
+        .rev()
+        .find(|&k| k <= keys.len() && keys[..k] == tail[tail.len() - k..])
+        .unwrap_or(0)
 }
 
 fn char_boundary_at_or_after(text: &str, index: usize) -> usize {
@@ -922,6 +988,33 @@ mod tests {
             r.snapshot()[0].id > before,
             "ids keep increasing across a clear"
         );
+    }
+
+    #[test]
+    fn repeats_of_committed_words_are_cut() {
+        let w = |t: &str| WordView {
+            text: t.into(),
+            start_ms: 0,
+            end_ms: 0,
+            probability: 1.0,
+        };
+        let words = |text: &str| text.split(' ').map(w).collect::<Vec<_>>();
+        let tail: Vec<String> = ["to", "work", "you", "need", "a", "modem"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // The decode re-read the whole committed sentence.
+        assert_eq!(
+            repeated_prefix(
+                &tail,
+                &words("In order for this to work, you need a modem. To execute")
+            ),
+            10
+        );
+        // It starts with the last committed word.
+        assert_eq!(repeated_prefix(&tail, &words("modem. To execute")), 1);
+        assert_eq!(repeated_prefix(&tail, &words("To execute a test")), 0);
+        assert_eq!(repeated_prefix(&[], &words("anything")), 0);
     }
 
     #[test]
