@@ -181,11 +181,11 @@ pub struct StreamArgs {
     /// 3 s utterance then costs a third of a 30 s window.
     #[arg(long, env = "EMBER_STREAM_SHORT_AUDIO_CTX", default_value_t = true, action = clap::ArgAction::Set)]
     pub stream_short_audio_ctx: bool,
-    /// Context kept beyond the utterance when shrinking. Measured on the shared English
-    /// clips (tiny.en, greedy): 1.3 s of slack gave 13.9 % WER (repetition loops), 5 s
-    /// 3.9 %, 8 s 3.4 %, 15 s and the full context 2.7 %, at 0.29×, 0.37×, 0.55× and 1×
-    /// the full context's time.
-    #[arg(long, env = "EMBER_STREAM_AUDIO_CTX_SLACK_MS", default_value_t = 8_000)]
+    /// Context kept beyond the utterance when shrinking. Streaming the shared English clips
+    /// of 2.5–40 s (438 words) as fast as possible through base (greedy, release build):
+    /// 2 s of slack gave 3.9 % WER in 23 s, 4 s 3.2 % in 27 s, 8 s 3.4 % in 36 s; with
+    /// tiny.en, 1.3 s of slack caused repetition loops (13.9 % WER).
+    #[arg(long, env = "EMBER_STREAM_AUDIO_CTX_SLACK_MS", default_value_t = 4_000)]
     pub stream_audio_ctx_slack_ms: u32,
     /// Largest accepted WebSocket frame; larger ones close the stream with 1009.
     #[arg(long, env = "EMBER_STREAM_MAX_FRAME_BYTES", default_value_t = 1 << 20)]

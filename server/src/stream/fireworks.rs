@@ -110,6 +110,7 @@ impl Inbound for FireworksInbound {
             }
             ClientControl::Clear { .. } => SessionInput::Clear {
                 reply: control.reply(),
+                committed_too: true,
             },
             ClientControl::Checkpoint { .. } | ClientControl::Trace { .. } => {
                 SessionInput::Barrier {

@@ -44,7 +44,7 @@ impl Default for StreamConfig {
             window_segments: 100,
             beam_size: 1,
             short_audio_ctx: true,
-            audio_ctx_slack_ms: 8_000,
+            audio_ctx_slack_ms: 4_000,
             decode_timeout: Duration::from_secs(60),
         }
     }

@@ -179,10 +179,14 @@ impl RealtimeInbound {
                 "language": update.language.clone().flatten(),
                 "prompt": update.prompt.clone().flatten().unwrap_or_default(),
             },
-            "turn_detection": if self.shared.server_vad.load(Ordering::Relaxed) {
-                json!({"type": "server_vad"})
-            } else {
-                serde_json::Value::Null
+            "turn_detection": match update.turn_detection.clone().flatten() {
+                Some(td) => json!({
+                    "type": "server_vad",
+                    "threshold": td.threshold,
+                    "silence_duration_ms": td.silence_duration_ms,
+                }),
+                None if self.shared.server_vad.load(Ordering::Relaxed) => json!({"type": "server_vad"}),
+                None => serde_json::Value::Null,
             },
         });
         let language = update
@@ -236,7 +240,10 @@ impl Inbound for RealtimeInbound {
             }],
             RealtimeClientEvent::Clear { .. } => {
                 let reply = self.shared.with_events(|e| e.cleared());
-                vec![SessionInput::Clear { reply: Some(reply) }]
+                vec![SessionInput::Clear {
+                    reply: Some(reply),
+                    committed_too: false,
+                }]
             }
             RealtimeClientEvent::Update {
                 flavor,

@@ -62,6 +62,8 @@ pub struct DecodePlan {
     pub audio: Vec<f32>,
     pub prompt: Option<String>,
     pub language: Option<String>,
+    /// Use Whisper's full encoder context (a retry after a truncated decode).
+    pub full_context: bool,
 }
 
 /// A word with absolute times in ms.
@@ -126,6 +128,8 @@ struct Utterance {
     speech_score: f32,
     /// A partial due at this sample was skipped for lack of a free worker.
     skipped_to: usize,
+    /// Decode with Whisper's full encoder context from now on.
+    full_context: bool,
     /// The last words committed from this utterance (normalised), to cut the repeat of
     /// them that the next decode starts with when word times were early.
     committed_tail: Vec<String>,
@@ -164,6 +168,10 @@ const IDLE_LOOKBACK_SAMPLES: usize = SAMPLE_RATE as usize;
 const MIN_DECODE_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
 /// A decode covering the voice plus this much silence can stand in for the final.
 const FINAL_COVER_SAMPLES: usize = SAMPLE_RATE as usize / 10;
+/// An empty decode of at least this much audio with at least this VAD score is retried
+/// with the full context.
+const EMPTY_RETRY_SAMPLES: usize = SAMPLE_RATE as usize;
+const EMPTY_RETRY_SCORE: f32 = 0.5;
 /// Stable words this close to the decoded end are not committed (may still change).
 const COMMIT_GUARD_MS: u64 = 1_000;
 
@@ -228,6 +236,9 @@ impl Recognizer {
         for event in events {
             match *event {
                 EndpointEvent::Started { start } => {
+                    if let Some(previous) = self.utterances.back_mut() {
+                        clip_before(previous, start);
+                    }
                     let key = self.next_key;
                     self.next_key += 1;
                     let id = self.alloc_id();
@@ -249,6 +260,7 @@ impl Recognizer {
                         speech_score: 1.0,
                         skipped_to: 0,
                         committed_tail: Vec::new(),
+                        full_context: false,
                     });
                 }
                 EndpointEvent::Paused { voice_end } => {
@@ -266,7 +278,6 @@ impl Recognizer {
     fn end_open(&mut self, end: usize) {
         if let Some(u) = self.open_mut() {
             u.end = Some(end.max(u.start));
-            clip_to_end(u);
             let (key, end_ms) = (u.key, samples_to_ms(end));
             self.events
                 .push(RecognizerEvent::SpeechStopped { key, end_ms });
@@ -280,26 +291,25 @@ impl Recognizer {
         }
     }
 
-    /// Asks for a hypothesis covering all audio received so far (checkpoint barrier).
-    pub fn request_barrier(&mut self) {
-        self.barrier = Some(self.received);
+    /// The position a new barrier (checkpoint, trace, `final`) waits for: everything
+    /// received so far.
+    pub fn barrier_position(&self) -> usize {
+        self.received
     }
 
-    /// Whether everything before the barrier is decoded and nothing is in flight.
-    pub fn barrier_done(&self) -> bool {
-        let Some(target) = self.barrier else {
-            return true;
-        };
-        self.inflight.is_none()
-            && self
-                .utterances
-                .iter()
-                .all(|u| u.end.is_none() && u.decoded_to >= target.min(self.received))
+    /// Sets the earliest pending barrier, so a decode reaching it is scheduled even
+    /// without a free worker.
+    pub fn set_barrier(&mut self, position: Option<usize>) {
+        self.barrier = position;
     }
 
-    /// Clears the barrier once its reply went out.
-    pub fn clear_barrier(&mut self) {
-        self.barrier = None;
+    /// Whether all audio before `position` is decoded and sent: every utterance that
+    /// began before it is final, or open with a hypothesis reaching it.
+    pub fn barrier_done(&self, position: usize) -> bool {
+        self.utterances
+            .iter()
+            .filter(|u| u.start < position)
+            .all(|u| u.end.is_none() && u.decoded_to >= position)
     }
 
     /// Forgets the context (`stt.state.clear`): segments, utterances, prompt. Ids keep
@@ -313,6 +323,15 @@ impl Recognizer {
         self.language = self.config.language.clone();
         self.audio.clear();
         self.audio_start = self.received;
+    }
+
+    /// Drops the open utterance (not yet committed) but keeps ended ones, whose finals
+    /// are still owed (OpenAI `input_audio_buffer.clear`).
+    pub fn discard_open(&mut self) {
+        if self.open_mut().is_some() {
+            self.utterances.pop_back();
+            self.changed = true;
+        }
     }
 
     /// Events since the last call.
@@ -370,6 +389,7 @@ impl Recognizer {
         };
         let utterance = &self.utterances[index];
         let key = utterance.key;
+        let full_context = utterance.full_context;
         let start = utterance.start;
         let end = utterance.end.unwrap_or(received).min(received);
         let audio = self.slice(start, end);
@@ -391,6 +411,7 @@ impl Recognizer {
             audio,
             prompt,
             language,
+            full_context,
         })
     }
 
@@ -458,22 +479,52 @@ impl Recognizer {
             self.language = Some(output.language.clone());
         }
         let score = self.utterances[index].speech_score;
-        let (mut words, mut text) = self.words_of(output.segments, plan.start, score);
+        let decoded_len = plan.end.saturating_sub(plan.start);
+        let (mut words, mut text) = self.words_of(output.segments, plan.start, decoded_len, score);
         let u = &mut self.utterances[index];
-        tracing::debug!(kind = ?plan.kind, start = plan.start, end = plan.end, utterance_start = u.start, %text, "stream decode result");
+        tracing::debug!(
+            kind = ?plan.kind,
+            start = plan.start,
+            end = plan.end,
+            utterance_end = ?u.end,
+            %text,
+            times = ?words.iter().map(|w| (w.start_ms, w.end_ms)).collect::<Vec<_>>(),
+            "stream decode result"
+        );
         let repeated = repeated_prefix(&u.committed_tail, &words);
         if repeated > 0 {
             words.drain(..repeated);
             text = join_words(&words);
         }
         u.inflight_to = None;
+        // A short-context decode that lost words two earlier hypotheses agreed on was cut
+        // short (seen with a prompt on short utterances), and one that found nothing in
+        // a second of confident speech failed (seen with tiny.en): redo it with the full
+        // context rather than let it become the final.
+        let lost_words = words.len() < u.stable;
+        let empty_over_speech = words.is_empty()
+            && u.speech_score >= EMPTY_RETRY_SCORE
+            && plan.end.saturating_sub(plan.start) >= EMPTY_RETRY_SAMPLES;
+        if !plan.full_context && (lost_words || empty_over_speech) {
+            tracing::debug!(
+                got = words.len(),
+                stable = u.stable,
+                "decode lost stable words; retrying with the full context"
+            );
+            u.full_context = true;
+            return false;
+        }
         u.decoded_to = plan.end;
         let agreed = agreed_prefix(&u.hypothesis, &words);
         let grew = agreed > u.stable;
         u.stable = agreed;
         u.hypothesis = words;
         u.hypothesis_text = text;
-        clip_to_end(u);
+        let next_start = self.utterances.get(index + 1).map(|next| next.start);
+        let u = &mut self.utterances[index];
+        if let Some(next_start) = next_start {
+            clip_before(u, next_start);
+        }
         self.changed = true;
         if grew {
             let stable_text = join_words(&u.hypothesis[..u.stable]);
@@ -668,6 +719,7 @@ impl Recognizer {
         &self,
         segments: Vec<AsrSegment>,
         start: usize,
+        decoded_len: usize,
         score: f32,
     ) -> (Vec<WordView>, String) {
         let offset_ms = samples_to_ms(start);
@@ -696,21 +748,70 @@ impl Recognizer {
                 });
             }
         }
+        let span_end_ms = offset_ms + samples_to_ms(decoded_len);
+        spread_collapsed(&mut words, span_end_ms);
         (words, texts.join(" "))
     }
 }
 
-/// Drops hypothesis words that start after the utterance's end: a decode planned while
-/// the utterance was open can reach past the point where the segmenter later split it,
-/// and those words belong to the next utterance.
-fn clip_to_end(u: &mut Utterance) {
-    let Some(end) = u.end else { return };
-    let end_ms = samples_to_ms(end);
+/// Drops hypothesis words from `limit` on when the decode reached past it: a decode
+/// planned while the utterance was open can cover audio the segmenter later gave to the
+/// next utterance (a split of a long region), and those words belong to that one. Only
+/// then: whisper.cpp's token times in short-context single-segment decodes often pile up
+/// at the end of the audio, so clipping at a silence endpoint would drop real words.
+fn clip_before(u: &mut Utterance, limit: usize) {
+    if u.decoded_to.max(u.inflight_to.unwrap_or(0)) <= limit {
+        return;
+    }
+    let limit_ms = samples_to_ms(limit);
     let before = u.hypothesis.len();
-    u.hypothesis.retain(|w| w.start_ms < end_ms);
+    u.hypothesis.retain(|w| w.start_ms < limit_ms);
     if u.hypothesis.len() != before {
         u.hypothesis_text = join_words(&u.hypothesis);
         u.stable = u.stable.min(u.hypothesis.len());
+    }
+}
+
+/// Spreads runs of words that whisper.cpp stamped with one zero-length time (its token
+/// times pile up at the end of short-context single-segment decodes) evenly, by
+/// character count, between the previous word's end and the next word's start (or the
+/// end of the decoded audio). Interpolated, not aligned: real word timing comes from the
+/// aligner.
+pub fn spread_collapsed(words: &mut [WordView], span_end_ms: u64) {
+    let mut i = 0;
+    while i < words.len() {
+        let at = words[i].start_ms;
+        let run = words[i..]
+            .iter()
+            .take_while(|w| w.start_ms == at && w.end_ms == at)
+            .count();
+        if run < 2 {
+            i += 1;
+            continue;
+        }
+        let from = if i == 0 {
+            at
+        } else {
+            words[i - 1].end_ms.min(at)
+        };
+        let to = words
+            .get(i + run)
+            .map_or(span_end_ms.max(at), |next| next.start_ms)
+            .max(from);
+        let weights: Vec<u64> = words[i..i + run]
+            .iter()
+            .map(|w| w.text.chars().count().max(1) as u64)
+            .collect();
+        let total: u64 = weights.iter().sum();
+        let mut cursor = from;
+        let mut acc = 0;
+        for (w, weight) in words[i..i + run].iter_mut().zip(&weights) {
+            acc += weight;
+            w.start_ms = cursor;
+            cursor = from + (to - from) * acc / total;
+            w.end_ms = cursor;
+        }
+        i += run;
     }
 }
 
@@ -1015,6 +1116,36 @@ mod tests {
         assert_eq!(repeated_prefix(&tail, &words("modem. To execute")), 1);
         assert_eq!(repeated_prefix(&tail, &words("To execute a test")), 0);
         assert_eq!(repeated_prefix(&[], &words("anything")), 0);
+    }
+
+    #[test]
+    fn collapsed_word_times_are_spread() {
+        let w = |t: &str, a: u64, b: u64| WordView {
+            text: t.into(),
+            start_ms: a,
+            end_ms: b,
+            probability: 1.0,
+        };
+        let mut words = vec![
+            w("He", 200, 1_200),
+            w("sharply", 3_000, 3_000),
+            w("and", 3_000, 3_000),
+            w("faced", 3_000, 3_000),
+        ];
+        spread_collapsed(&mut words, 3_500);
+        let times: Vec<(u64, u64)> = words.iter().map(|w| (w.start_ms, w.end_ms)).collect();
+        assert_eq!(times[0], (200, 1_200));
+        assert_eq!(times[1].0, 1_200);
+        assert_eq!(times[3].1, 3_500);
+        assert!(
+            times
+                .windows(2)
+                .all(|p| p[0].1 <= p[1].0 && p[1].0 < p[1].1),
+            "{times:?}"
+        );
+        let mut single = vec![w("ok", 500, 500)];
+        spread_collapsed(&mut single, 900);
+        assert_eq!((single[0].start_ms, single[0].end_ms), (500, 500));
     }
 
     #[test]

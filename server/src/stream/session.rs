@@ -34,8 +34,12 @@ pub enum SessionInput {
     /// Reply with `reply` once all earlier audio is decoded; `flush` first closes the
     /// open utterance so every word turns final (`final`).
     Barrier { flush: bool, reply: Option<String> },
-    /// Forget the context, then send `reply`.
-    Clear { reply: Option<String> },
+    /// Forget the context, then send `reply`. `committed_too: false` keeps utterances
+    /// that already ended (OpenAI's clear drops only uncommitted audio).
+    Clear {
+        reply: Option<String>,
+        committed_too: bool,
+    },
     /// Change the session's settings (OpenAI `session.update`).
     Configure(Reconfigure),
     /// Send this frame in order with the rest of the output.
@@ -136,8 +140,9 @@ pub async fn process_loop(
     let mut inflight: Option<DecodeFuture> = None;
     // Cancels the decode in flight when it is superseded or the session ends.
     let mut inflight_cancel = CancelOnDrop(CancelToken::default());
-    let mut pending_reply: Option<Option<String>> = None;
-    let mut flushing = false;
+    // Replies waiting for the audio before them to be decoded, in arrival order. Input
+    // keeps flowing meanwhile, so frequent traces do not stall the stream.
+    let mut pending: VecDeque<PendingReply> = VecDeque::new();
     let mut clock = ArrivalClock::default();
     let mut shutting_down = false;
     loop {
@@ -150,21 +155,26 @@ pub async fn process_loop(
         if recognizer.take_changed() && !send_update(&mut recognizer, &outputs, false).await {
             return;
         }
-        if pending_reply.is_some() && recognizer.barrier_done() {
-            recognizer.clear_barrier();
-            if std::mem::take(&mut flushing) && !send_update(&mut recognizer, &outputs, true).await
-            {
+        while let Some(front) = pending.front() {
+            if !recognizer.barrier_done(front.position) {
+                break;
+            }
+            let Some(done) = pending.pop_front() else {
+                break;
+            };
+            if done.flush && !send_update(&mut recognizer, &outputs, true).await {
                 return;
             }
-            if let Some(Some(frame)) = pending_reply.take() {
+            if let Some(frame) = done.reply {
                 if outputs.send(SessionOutput::Frame(frame)).await.is_err() {
                     return;
                 }
             }
-            if shutting_down {
+            if done.shutdown {
                 return;
             }
         }
+        recognizer.set_barrier(pending.front().map(|p| p.position));
         tokio::select! {
             outcome = async { inflight.as_mut().expect("guarded").await }, if inflight.is_some() => {
                 inflight = None;
@@ -205,7 +215,7 @@ pub async fn process_loop(
                     return;
                 }
             }
-            input = inputs.recv(), if pending_reply.is_none() => {
+            input = inputs.recv(), if pending.len() < MAX_PENDING_REPLIES && !shutting_down => {
                 let Some(input) = input else { return };
                 match input {
                     SessionInput::Audio(samples) => {
@@ -244,9 +254,12 @@ pub async fn process_loop(
                                 return;
                             }
                         }
-                        recognizer.request_barrier();
-                        pending_reply = Some(reply);
-                        flushing = flush;
+                        pending.push_back(PendingReply {
+                            position: recognizer.barrier_position(),
+                            reply,
+                            flush,
+                            shutdown: false,
+                        });
                     }
                     SessionInput::Reply(frame) => {
                         if outputs.send(SessionOutput::Frame(frame)).await.is_err() {
@@ -259,13 +272,17 @@ pub async fn process_loop(
                             return;
                         }
                     }
-                    SessionInput::Clear { reply } => {
+                    SessionInput::Clear { reply, committed_too } => {
                         if let Some(e) = endpointer.as_mut() {
                             e.clear();
                         }
-                        recognizer.clear();
-                        inflight_cancel.0.cancel();
-                        inflight = None;
+                        if committed_too {
+                            recognizer.clear();
+                            inflight_cancel.0.cancel();
+                            inflight = None;
+                        } else {
+                            recognizer.discard_open();
+                        }
                         if let Some(frame) = reply {
                             if outputs.send(SessionOutput::Frame(frame)).await.is_err() {
                                 return;
@@ -278,13 +295,31 @@ pub async fn process_loop(
                 // Server shutdown: finish what was said, then the dialect closes (1001).
                 shutting_down = true;
                 flush_open(&mut endpointer, &mut recognizer);
-                recognizer.request_barrier();
-                pending_reply = Some(None);
-                flushing = true;
+                pending.push_back(PendingReply {
+                    position: recognizer.barrier_position(),
+                    reply: None,
+                    flush: true,
+                    shutdown: true,
+                });
             }
         }
     }
 }
+
+/// A control reply waiting for the audio before it.
+struct PendingReply {
+    /// Samples received when the control arrived.
+    position: usize,
+    reply: Option<String>,
+    /// Send a full update first (`final`).
+    flush: bool,
+    /// End the session after it (server shutdown).
+    shutdown: bool,
+}
+
+/// Controls waiting at once before the session stops reading input (a client spamming
+/// traces gets back-pressure, not unbounded memory).
+const MAX_PENDING_REPLIES: usize = 64;
 
 /// Whether an ASR worker is free now (nothing queued, not all busy).
 fn spare_worker(state: &AppState) -> bool {
@@ -414,6 +449,7 @@ fn start_decode(
                 beam_size: Some(settings.beam_size),
                 audio_ctx: settings
                     .audio_ctx_slack_frames
+                    .filter(|_| !plan.full_context)
                     .map(|slack| audio_ctx_for(audio.len(), slack)),
                 no_fallback: plan.kind == PlanKind::Partial,
                 single_segment: true,
