@@ -22,16 +22,19 @@ pub enum SubmitError {
     Closed { pool: String },
 }
 
-/// Which lane a job waits in. Workers always take a waiting realtime job before any
-/// batch job, so a live stream's decode never queues behind a long upload's windows
-/// (issue 5: realtime jobs take priority in the shared workers). Each lane has its own
-/// capacity, so batch load cannot fill the realtime lane either.
+/// Which lane a job waits in. Workers take the highest waiting lane first: a live
+/// stream's final never queues behind other streams' partial hypotheses, and no live
+/// decode queues behind a long upload's windows (realtime jobs take priority in the
+/// shared workers). Each lane has its own capacity, so one kind of load cannot fill
+/// another's lane.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Priority {
     /// Uploads and CLI jobs.
     #[default]
     Batch,
-    /// Live-stream decodes.
+    /// Live-stream partial hypotheses.
+    Partial,
+    /// Live-stream finals (and decodes a client is waiting on).
     Realtime,
 }
 
@@ -61,6 +64,7 @@ impl PoolStats {
 /// The two bounded lanes behind one lock; `closed` wakes the workers for shutdown.
 struct Lanes<J> {
     realtime: VecDeque<J>,
+    partial: VecDeque<J>,
     batch: VecDeque<J>,
     closed: bool,
 }
@@ -113,6 +117,7 @@ impl<J: Send + 'static> WorkerPool<J> {
         let queue = Arc::new(JobQueue {
             lanes: Mutex::new(Lanes {
                 realtime: VecDeque::new(),
+                partial: VecDeque::new(),
                 batch: VecDeque::new(),
                 closed: false,
             }),
@@ -166,6 +171,7 @@ impl<J: Send + 'static> WorkerPool<J> {
         }
         let lane = match priority {
             Priority::Realtime => &mut lanes.realtime,
+            Priority::Partial => &mut lanes.partial,
             Priority::Batch => &mut lanes.batch,
         };
         if lane.len() >= self.capacity {
@@ -200,7 +206,7 @@ impl<J: Send + 'static> Drop for WorkerPool<J> {
     }
 }
 
-/// Takes jobs (realtime lane first) until the pool closes and the lanes are empty,
+/// Takes jobs (realtime, then partial, then batch) until the pool closes and the lanes are empty,
 /// isolating panics per job.
 fn worker_loop<J>(queue: &JobQueue<J>, stats: &PoolStats, mut run: impl FnMut(J)) {
     loop {
@@ -210,6 +216,7 @@ fn worker_loop<J>(queue: &JobQueue<J>, stats: &PoolStats, mut run: impl FnMut(J)
                 if let Some(job) = lanes
                     .realtime
                     .pop_front()
+                    .or_else(|| lanes.partial.pop_front())
                     .or_else(|| lanes.batch.pop_front())
                 {
                     break job;
@@ -343,11 +350,12 @@ mod tests {
         }
         pool.try_submit(1).unwrap();
         pool.try_submit(2).unwrap();
+        pool.try_submit_with(Priority::Partial, 4).unwrap();
         pool.try_submit_with(Priority::Realtime, 3).unwrap();
         gate_tx.send(()).unwrap();
-        let order: Vec<u32> = (0..4)
+        let order: Vec<u32> = (0..5)
             .map(|_| rx.recv_timeout(Duration::from_secs(5)).unwrap())
             .collect();
-        assert_eq!(order, vec![0, 3, 1, 2]);
+        assert_eq!(order, vec![0, 3, 4, 1, 2]);
     }
 }

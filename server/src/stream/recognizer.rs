@@ -62,8 +62,10 @@ pub struct DecodePlan {
     pub audio: Vec<f32>,
     pub prompt: Option<String>,
     pub language: Option<String>,
-    /// Use Whisper's full encoder context (a retry after a truncated decode).
+    /// A retry after a truncated decode: decode with a wider encoder context.
     pub full_context: bool,
+    /// Someone waits on this partial: a barrier, or it is the final candidate at a pause.
+    pub urgent: bool,
 }
 
 /// A word with absolute times in ms.
@@ -128,7 +130,7 @@ struct Utterance {
     speech_score: f32,
     /// A partial due at this sample was skipped for lack of a free worker.
     skipped_to: usize,
-    /// Decode with Whisper's full encoder context from now on.
+    /// Decode with a wider encoder context from now on (a decode came back truncated).
     full_context: bool,
     /// The last words committed from this utterance (normalised), to cut the repeat of
     /// them that the next decode starts with when word times were early.
@@ -169,7 +171,7 @@ const MIN_DECODE_SAMPLES: usize = SAMPLE_RATE as usize * 11 / 10;
 /// A decode covering the voice plus this much silence can stand in for the final.
 const FINAL_COVER_SAMPLES: usize = SAMPLE_RATE as usize / 10;
 /// An empty decode of at least this much audio with at least this VAD score is retried
-/// with the full context.
+/// with a wider context.
 const EMPTY_RETRY_SAMPLES: usize = SAMPLE_RATE as usize;
 const EMPTY_RETRY_SCORE: f32 = 0.5;
 /// Stable words this close to the decoded end are not committed (may still change).
@@ -371,7 +373,7 @@ impl Recognizer {
         let received = self.received;
         let plan = self.utterances.iter().enumerate().find_map(|(i, u)| {
             if u.end.is_some() {
-                return Some((i, PlanKind::Final));
+                return Some((i, PlanKind::Final, true));
             }
             let new_audio = received.saturating_sub(u.decoded_to.max(u.start));
             let dip_uncovered = u
@@ -380,10 +382,14 @@ impl Recognizer {
             let barrier_uncovered = barrier.is_some_and(|b| u.decoded_to < b);
             let hop_due =
                 received.saturating_sub(u.decoded_to.max(u.start).max(u.skipped_to)) >= hop;
-            (new_audio > 0 && ((hop_due && spare_worker) || dip_uncovered || barrier_uncovered))
-                .then_some((i, PlanKind::Partial))
+            let urgent = dip_uncovered || barrier_uncovered;
+            (new_audio > 0 && ((hop_due && spare_worker) || urgent)).then_some((
+                i,
+                PlanKind::Partial,
+                urgent,
+            ))
         });
-        let Some((index, kind)) = plan else {
+        let Some((index, kind, urgent)) = plan else {
             self.skip_due_partial(spare_worker);
             return None;
         };
@@ -412,6 +418,7 @@ impl Recognizer {
             prompt,
             language,
             full_context,
+            urgent,
         })
     }
 
@@ -499,7 +506,7 @@ impl Recognizer {
         u.inflight_to = None;
         // A short-context decode that lost words two earlier hypotheses agreed on was cut
         // short (seen with a prompt on short utterances), and one that found nothing in
-        // a second of confident speech failed (seen with tiny.en): redo it with the full
+        // a second of confident speech failed (seen with tiny.en): redo it with a wider
         // context rather than let it become the final.
         let lost_words = words.len() < u.stable;
         let empty_over_speech = words.is_empty()
@@ -509,7 +516,7 @@ impl Recognizer {
             tracing::debug!(
                 got = words.len(),
                 stable = u.stable,
-                "decode lost stable words; retrying with the full context"
+                "decode lost stable words; retrying with a wider context"
             );
             u.full_context = true;
             return false;

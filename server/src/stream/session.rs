@@ -306,6 +306,16 @@ pub async fn process_loop(
     }
 }
 
+/// Finals, and partials a client waits on (barrier, or the decode at a pause that
+/// usually becomes the final), take the top lane; routine partials the one below.
+fn plan_priority(plan: &DecodePlan) -> Priority {
+    if plan.kind == PlanKind::Final || plan.urgent {
+        Priority::Realtime
+    } else {
+        Priority::Partial
+    }
+}
+
 /// A control reply waiting for the audio before it.
 struct PendingReply {
     /// Samples received when the control arrived.
@@ -445,12 +455,14 @@ fn start_decode(
         }
         let request = AsrRequest {
             options: DecodeOptions {
-                priority: Priority::Realtime,
+                priority: plan_priority(&plan),
                 beam_size: Some(settings.beam_size),
-                audio_ctx: settings
-                    .audio_ctx_slack_frames
-                    .filter(|_| !plan.full_context)
-                    .map(|slack| audio_ctx_for(audio.len(), slack)),
+                // A retry after a truncated decode gets three times the slack: enough
+                // for the cases seen, at a fraction of the full context's cost.
+                audio_ctx: settings.audio_ctx_slack_frames.map(|slack| {
+                    let slack = if plan.full_context { slack * 3 } else { slack };
+                    audio_ctx_for(audio.len(), slack)
+                }),
                 no_fallback: plan.kind == PlanKind::Partial,
                 single_segment: true,
             },
