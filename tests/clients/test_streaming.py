@@ -1048,3 +1048,29 @@ def test_openai_realtime_clear_keeps_committed_item(base_url):
         )
     finally:
         conn.close()
+
+
+def test_sigterm_flushes_finals_and_closes_1001(_server_tmp):
+    """SIGTERM to a real `ember serve`: the open stream gets its last words as final and a
+    1001 close before the process exits (axum alone would drop upgraded sockets)."""
+    from conftest import _stop, start_server
+
+    srv = start_server(["--default-model", FAST_MODEL, "--shutdown-grace-secs", "30"], "sigterm", _server_tmp)
+    try:
+        conn = Conn(stream_url(srv.base_url, "language=en"))
+        conn.stream(pcm16("jfk"), pace=None)
+        conn.send_json({"checkpoint_id": "in"})
+        conn.wait_for(reply_to("checkpoint_id", "in"), what="checkpoint reply")
+        srv.process.terminate()
+        deadline = time.monotonic() + 60
+        with conn.cv:
+            while conn.close_frame is None and conn.error is None and time.monotonic() < deadline:
+                conn.cv.wait(1.0)
+        assert conn.close_frame is not None, f"no close frame (error={conn.error}); {conn.tail()}"
+        assert conn.close_frame[0] == 1001, conn.close_frame
+        updates = [m for m in conn.messages() if is_transcription(m)]
+        assert updates and all_final(updates[-1]), conn.tail()
+        assert "country" in updates[-1]["text"].lower(), updates[-1]["text"]
+        assert srv.process.wait(timeout=30) == 0, "ember did not exit cleanly after SIGTERM"
+    finally:
+        _stop(srv.process)
