@@ -183,7 +183,8 @@ pub struct StreamArgs {
     pub stream_short_audio_ctx: bool,
     /// Context kept beyond the utterance when shrinking. Streaming the shared English clips
     /// of 2.5–40 s (438 words) as fast as possible through base (greedy, release build):
-    /// 2 s of slack gave 3.9 % WER in 23 s, 4 s 3.2 % in 27 s, 8 s 3.4 % in 36 s; with
+    /// 2 s of slack gave 3.9 % WER in 23 s, 4 s 3.2 % in 27 s, 8 s 3.4 % in 36 s, and the
+    /// full 30 s context 3.65 % in 77 s (3.0× slower than 4 s, side by side); with
     /// tiny.en, 1.3 s of slack caused repetition loops (13.9 % WER).
     #[arg(long, env = "EMBER_STREAM_AUDIO_CTX_SLACK_MS", default_value_t = 4_000)]
     pub stream_audio_ctx_slack_ms: u32,
