@@ -669,6 +669,12 @@ impl Recognizer {
         segments
     }
 
+    /// Audio held for utterances not yet final, in samples: what a client sending faster
+    /// than the decoders keep up with makes the session buffer.
+    pub fn backlog_samples(&self) -> usize {
+        self.received.saturating_sub(self.audio_start)
+    }
+
     /// Whether an utterance is open or waiting for its final.
     pub fn has_pending(&self) -> bool {
         !self.utterances.is_empty()
@@ -1153,6 +1159,29 @@ mod tests {
         let mut single = vec![w("ok", 500, 500)];
         spread_collapsed(&mut single, 900);
         assert_eq!((single[0].start_ms, single[0].end_ms), (500, 500));
+    }
+
+    #[test]
+    fn backlog_is_the_audio_held_for_unfinished_utterances() {
+        let mut r = recognizer();
+        r.push_audio(&silence(3 * SECOND), &[]);
+        assert!(r.backlog_samples() <= SECOND, "idle keeps one second");
+        r.push_audio(
+            &silence(2 * SECOND),
+            &[EndpointEvent::Started { start: 3 * SECOND }],
+        );
+        r.push_audio(
+            &silence(SECOND),
+            &[EndpointEvent::Ended {
+                start: 3 * SECOND,
+                end: 5 * SECOND,
+            }],
+        );
+        assert_eq!(r.backlog_samples(), 3 * SECOND);
+        let plan = r.next_plan(true).unwrap();
+        r.on_result(&plan, output("done", 500));
+        r.push_audio(&silence(SECOND / 2), &[]);
+        assert!(r.backlog_samples() <= SECOND, "{}", r.backlog_samples());
     }
 
     #[test]

@@ -215,7 +215,9 @@ pub async fn process_loop(
                     return;
                 }
             }
-            input = inputs.recv(), if pending.len() < MAX_PENDING_REPLIES && !shutting_down => {
+            input = inputs.recv(), if pending.len() < MAX_PENDING_REPLIES
+                && recognizer.backlog_samples() < MAX_BACKLOG_SAMPLES
+                && !shutting_down => {
                 let Some(input) = input else { return };
                 match input {
                     SessionInput::Audio(samples) => {
@@ -330,6 +332,11 @@ struct PendingReply {
 /// Controls waiting at once before the session stops reading input (a client spamming
 /// traces gets back-pressure, not unbounded memory).
 const MAX_PENDING_REPLIES: usize = 64;
+
+/// Audio a session buffers for utterances not yet final before it stops reading the
+/// socket (2 minutes, ~7.7 MB of f32): a client sending hours of audio at once is slowed
+/// to the decoders' pace instead of growing memory.
+const MAX_BACKLOG_SAMPLES: usize = 120 * ember_dsp::SAMPLE_RATE as usize;
 
 /// Whether an ASR worker is free now (nothing queued, not all busy).
 fn spare_worker(state: &AppState) -> bool {
