@@ -15,7 +15,7 @@ use ember_protocol::{ErrorCode, Granularities};
 
 use super::recognizer::{SegmentView, WordView};
 use super::session::{SessionInput, SessionOutput};
-use super::socket::{run_session, Inbound, Outbound, SessionParts};
+use super::socket::{start_session, Inbound, Outbound, SessionParts};
 use super::{build_session, query_fields, StreamOptions};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -45,35 +45,20 @@ pub async fn handler(
         vad_threshold: params.vad_threshold,
         endpoint_silence: params.text_timeout_secs.map(Duration::from_secs_f32),
     };
-    let (recognizer, endpointer, settings) = match build_session(&state, &options).await {
-        Ok(parts) => parts,
+    let core = match build_session(&state, &options).await {
+        Ok(core) => core,
         Err(error) => return error.into_response(),
     };
-    let permit = match state.streams.admit() {
-        Ok(permit) => permit,
-        Err(error) => return error.into_response(),
-    };
-    let max_frame = state.streams.config().max_frame_bytes;
     let parts = SessionParts {
         inbound: FireworksInbound::default(),
         outbound: FireworksOutbound {
             granularities: params.granularities,
             last_sent: None,
         },
-        recognizer,
-        endpointer,
-        settings,
-        permit,
+        core,
         greeting: Vec::new(),
     };
-    let hub = state.streams.clone();
-    // The socket limit sits above ours, so an oversized frame gets our 1009 close.
-    upgrade
-        .max_message_size(max_frame.saturating_mul(4))
-        .max_frame_size(max_frame.saturating_mul(4))
-        .on_upgrade(move |socket| async move {
-            hub.spawn(run_session(socket, state, parts));
-        })
+    start_session(upgrade, state, parts)
 }
 
 /// A plain GET (no upgrade headers) gets the JSON error body, not axum's text.

@@ -21,6 +21,7 @@ use std::time::Duration;
 use ember_dsp::SAMPLE_RATE;
 use ember_models::{AsrRequest, AsrTask};
 use ember_protocol::{FormFields, Preprocessing};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::ApiError;
 use crate::prepare::loudness_preset;
@@ -46,12 +47,22 @@ pub struct StreamOptions {
     pub endpoint_silence: Option<Duration>,
 }
 
-/// The recogniser, endpointer and decode settings of a new session. Checks the model
-/// and language first so a bad request is refused before the upgrade.
+/// The dialect-independent half of a new session.
+pub struct SessionCore {
+    pub recognizer: Recognizer,
+    pub endpointer: Endpointer,
+    pub settings: DecodeSettings,
+    /// The stream slot, held until the session ends.
+    pub permit: OwnedSemaphorePermit,
+}
+
+/// The recogniser, endpointer, decode settings and stream slot of a new session. Checks
+/// the model and language, then takes a slot, so a bad request or a full server is
+/// refused before the upgrade (PROTOCOL §1.2, §3.6).
 pub async fn build_session(
     state: &AppState,
     options: &StreamOptions,
-) -> Result<(Recognizer, Endpointer, DecodeSettings), ApiError> {
+) -> Result<SessionCore, ApiError> {
     let models = state.models()?;
     let probe = AsrRequest {
         audio: Default::default(),
@@ -100,11 +111,12 @@ pub async fn build_session(
             .then_some(config.audio_ctx_slack_ms / 20),
         decode_timeout: config.decode_timeout,
     };
-    Ok((
+    Ok(SessionCore {
         recognizer,
-        Endpointer::new(detector, endpoint_config),
+        endpointer: Endpointer::new(detector, endpoint_config),
         settings,
-    ))
+        permit: state.streams.admit()?,
+    })
 }
 
 /// Query string pairs, percent-decoded.

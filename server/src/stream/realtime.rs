@@ -23,7 +23,7 @@ use serde_json::json;
 
 use super::recognizer::RecognizerEvent;
 use super::session::{Reconfigure, SessionInput, SessionOutput};
-use super::socket::{close, run_session, Inbound, Outbound, SessionParts};
+use super::socket::{close, start_session, Inbound, Outbound, SessionParts};
 use super::{build_session, query_fields, StreamOptions};
 use crate::state::AppState;
 
@@ -77,12 +77,8 @@ pub async fn handler(
         language: language.clone(),
         ..StreamOptions::default()
     };
-    let (recognizer, endpointer, settings) = match build_session(&state, &options).await {
-        Ok(parts) => parts,
-        Err(error) => return error.into_response(),
-    };
-    let permit = match state.streams.admit() {
-        Ok(permit) => permit,
+    let core = match build_session(&state, &options).await {
+        Ok(core) => core,
         Err(error) => return error.into_response(),
     };
     let resampler = match Resampler16k::new(rate) {
@@ -91,18 +87,13 @@ pub async fn handler(
     };
     let shared = Arc::new(Shared::default());
     shared.server_vad.store(true, Ordering::Relaxed);
-    let session = json!({
-        "object": "realtime.transcription_session",
-        "input_audio_format": "pcm16",
-        "input_audio_transcription": {
-            "model": model.unwrap_or_else(|| "whisper-1".into()),
-            "language": language,
-            "prompt": "",
-        },
-        "turn_detection": {"type": "server_vad", "threshold": 0.5, "silence_duration_ms": state.streams.config().endpoint_silence_ms},
-    });
+    let session = session_object(
+        Some(model.as_deref().unwrap_or("whisper-1")),
+        language.as_deref(),
+        None,
+        json!({"type": "server_vad", "threshold": 0.5, "silence_duration_ms": state.streams.config().endpoint_silence_ms}),
+    );
     let greeting = vec![shared.with_events(|e| e.session(flavor, true, session))];
-    let max_frame = state.streams.config().max_frame_bytes;
     let parts = SessionParts {
         inbound: RealtimeInbound {
             resampler,
@@ -114,20 +105,29 @@ pub async fn handler(
             next_item: 0,
             last_committed: None,
         },
-        recognizer,
-        endpointer,
-        settings,
-        permit,
+        core,
         greeting,
     };
-    let hub = state.streams.clone();
-    // base64 inflates audio by 4/3; OpenAI allows large appends (PROTOCOL §1.5).
-    upgrade
-        .max_message_size(max_frame.saturating_mul(4))
-        .max_frame_size(max_frame.saturating_mul(4))
-        .on_upgrade(move |socket| async move {
-            hub.spawn(run_session(socket, state, parts));
-        })
+    start_session(upgrade, state, parts)
+}
+
+/// The transcription-session object of the `*.created` / `*.updated` events.
+fn session_object(
+    model: Option<&str>,
+    language: Option<&str>,
+    prompt: Option<&str>,
+    turn_detection: serde_json::Value,
+) -> serde_json::Value {
+    json!({
+        "object": "realtime.transcription_session",
+        "input_audio_format": "pcm16",
+        "input_audio_transcription": {
+            "model": model,
+            "language": language,
+            "prompt": prompt.unwrap_or_default(),
+        },
+        "turn_detection": turn_detection,
+    })
 }
 
 struct RealtimeInbound {
@@ -171,24 +171,21 @@ impl RealtimeInbound {
                 .server_vad
                 .store(mode.is_some(), Ordering::Relaxed);
         }
-        let session = json!({
-            "object": "realtime.transcription_session",
-            "input_audio_format": "pcm16",
-            "input_audio_transcription": {
-                "model": update.model,
-                "language": update.language.clone().flatten(),
-                "prompt": update.prompt.clone().flatten().unwrap_or_default(),
-            },
-            "turn_detection": match update.turn_detection.clone().flatten() {
-                Some(td) => json!({
-                    "type": "server_vad",
-                    "threshold": td.threshold,
-                    "silence_duration_ms": td.silence_duration_ms,
-                }),
-                None if self.shared.server_vad.load(Ordering::Relaxed) => json!({"type": "server_vad"}),
-                None => serde_json::Value::Null,
-            },
-        });
+        let turn_detection = match update.turn_detection.clone().flatten() {
+            Some(td) => json!({
+                "type": "server_vad",
+                "threshold": td.threshold,
+                "silence_duration_ms": td.silence_duration_ms,
+            }),
+            None if self.shared.server_vad.load(Ordering::Relaxed) => json!({"type": "server_vad"}),
+            None => serde_json::Value::Null,
+        };
+        let session = session_object(
+            update.model.as_deref(),
+            update.language.clone().flatten().as_deref(),
+            update.prompt.clone().flatten().as_deref(),
+            turn_detection,
+        );
         let language = update
             .language
             .map(|l| l.and_then(|raw| ember_protocol::parse_language(&raw).ok().flatten()));

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::endpoint::Endpointer;
-use super::recognizer::Recognizer;
-use super::session::{process_loop, DecodeSettings, SessionInput, SessionOutput};
+use super::session::{process_loop, SessionInput, SessionOutput};
+use super::SessionCore;
 use crate::metrics;
 use crate::state::AppState;
 
@@ -46,12 +46,28 @@ pub trait Outbound: Send + 'static {
 pub struct SessionParts<I, O> {
     pub inbound: I,
     pub outbound: O,
-    pub recognizer: Recognizer,
-    pub endpointer: Endpointer,
-    pub settings: DecodeSettings,
-    pub permit: OwnedSemaphorePermit,
+    pub core: SessionCore,
     /// Frames sent right after the upgrade (OpenAI `session.created`).
     pub greeting: Vec<String>,
+}
+
+/// Completes the upgrade and runs the session on the hub's tracker (so shutdown waits
+/// for it). The socket's own limit sits above the configured frame limit (×4, which
+/// also covers base64 audio), so an oversized frame gets our 1009 close, not a transport
+/// error.
+pub fn start_session<I: Inbound, O: Outbound>(
+    upgrade: WebSocketUpgrade,
+    state: AppState,
+    parts: SessionParts<I, O>,
+) -> Response {
+    let limit = state.streams.config().max_frame_bytes.saturating_mul(4);
+    let hub = state.streams.clone();
+    upgrade
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| async move {
+            hub.spawn(run_session(socket, state, parts));
+        })
 }
 
 /// Runs a session to its end on an upgraded socket.
@@ -63,10 +79,13 @@ pub async fn run_session<I: Inbound, O: Outbound>(
     let SessionParts {
         mut inbound,
         mut outbound,
-        recognizer,
-        endpointer,
-        settings,
-        permit,
+        core:
+            SessionCore {
+                recognizer,
+                endpointer,
+                settings,
+                permit,
+            },
         greeting,
     } = parts;
     let _permit = permit;
