@@ -244,6 +244,16 @@ def _is_num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+def check_times(obj: dict, wanted: bool, what: str) -> None:
+    """`start`/`end` present and ordered when that granularity was asked for, else absent."""
+    shown = json.dumps(obj)[:300]
+    if wanted:
+        assert _is_num(obj.get("start")) and _is_num(obj.get("end")), f"{what} start/end missing: {shown}"
+        assert 0 <= obj["start"] <= obj["end"], f"{what} span: {shown}"
+    else:
+        assert "start" not in obj and "end" not in obj, f"{what} start/end sent without {what} granularity: {shown}"
+
+
 def check_transcription(msg: dict, *, word_ts: bool = False, segment_ts: bool = False) -> None:
     """One transcription update, per PROTOCOL §3.4."""
     where = json.dumps(msg)[:400]
@@ -264,11 +274,7 @@ def check_transcription(msg: dict, *, word_ts: bool = False, segment_ts: bool = 
         assert _is_int(s["seek"]), f"seek must be an int: {s['seek']!r}"
         assert isinstance(s["text"], str) and isinstance(s["language"], str)
         assert not s["text"].startswith(" "), f"segment text has a leading space: {s['text']!r}"
-        if segment_ts:
-            assert _is_num(s.get("start")) and _is_num(s.get("end")), f"segment start/end missing: {json.dumps(s)[:300]}"
-            assert 0 <= s["start"] <= s["end"], f"segment span {s['start']}..{s['end']}"
-        else:
-            assert "start" not in s and "end" not in s, f"segment start/end sent without segment granularity: {json.dumps(s)[:300]}"
+        check_times(s, segment_ts, "segment")
         seen_nonfinal = False
         for w in s["words"]:
             missing = WORD_KEYS - set(w)
@@ -276,11 +282,7 @@ def check_transcription(msg: dict, *, word_ts: bool = False, segment_ts: bool = 
             assert isinstance(w["word"], str) and isinstance(w["is_final"], bool), f"word: {w}"
             assert _is_num(w["probability"]) and _is_num(w["hallucination_score"]), f"word: {w}"
             assert not w["word"].startswith(" "), f"word has a leading space: {w['word']!r}"
-            if word_ts:
-                assert _is_num(w.get("start")) and _is_num(w.get("end")), f"word start/end missing: {w}"
-                assert 0 <= w["start"] <= w["end"], f"word span: {w}"
-            else:
-                assert "start" not in w and "end" not in w, f"word start/end sent without word granularity: {w}"
+            check_times(w, word_ts, "word")
             if w["is_final"]:
                 assert not seen_nonfinal, f"a final word after a non-final one in segment {s['id']}: {json.dumps(s)[:400]}"
             else:

@@ -105,6 +105,12 @@ impl Client {
             .expect("send control");
     }
 
+    /// Sends `{"checkpoint_id": id}`; the frames up to and including its reply.
+    async fn checkpoint(&mut self, id: &str) -> Vec<Value> {
+        self.send_json(json!({ "checkpoint_id": id })).await;
+        self.until(|v| is_reply(v, "checkpoint_id", id)).await
+    }
+
     /// Text frames (parsed) until one satisfies `done`, which is included.
     async fn until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
         let deadline = Instant::now() + WAIT;
@@ -153,6 +159,21 @@ fn upsample_3_2(samples: &[f32]) -> Vec<f32> {
             let b = samples[(j + 1).min(samples.len() - 1)];
             a + (b - a) * frac
         })
+        .collect()
+}
+
+/// The last transcription update among `frames`.
+fn last_update(frames: &[Value]) -> Option<&Value> {
+    frames.iter().rev().find(|f| f.get("segments").is_some())
+}
+
+/// The segment ids of an update.
+fn segment_ids(update: &Value) -> Vec<u64> {
+    update["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .filter_map(|s| s["id"].as_u64())
         .collect()
 }
 
@@ -224,13 +245,10 @@ async fn stream_clip(server: &TestServer, query: &str, samples: &[f32], paced: b
     let mut audio = samples.to_vec();
     audio.extend(silence(1.0));
     client.send_audio(&audio, paced).await;
-    client.send_json(json!({"checkpoint_id": "final"})).await;
-    let frames = client
-        .until(|v| is_reply(v, "checkpoint_id", "final"))
-        .await;
+    let frames = client.checkpoint("final").await;
     let mut checker = UpdateChecker::default();
     checker.check(&frames);
-    if let Some(last) = frames.iter().rev().find(|f| f.get("segments").is_some()) {
+    if let Some(last) = last_update(&frames) {
         for word in last["words"].as_array().expect("words") {
             assert_eq!(word["is_final"], true, "not final after `final`: {last}");
         }
@@ -327,11 +345,7 @@ async fn real_time_stream_with_timestamps() {
         "{}",
         checker.last_text
     );
-    let last = frames
-        .iter()
-        .rev()
-        .find(|f| f.get("segments").is_some())
-        .expect("an update");
+    let last = last_update(&frames).expect("an update");
     let duration = audio.len() as f64 / 16_000.0;
     let mut previous_start = 0.0;
     for word in last["words"].as_array().expect("words") {
@@ -361,54 +375,20 @@ async fn checkpoint_waits_for_earlier_audio() {
     let clip = load(&data("jfk/jfk.wav"));
     let mut client = connect(server, "model=tiny.en&language=en").await;
     client.send_audio(&clip, false).await;
-    client.send_json(json!({"checkpoint_id": "probe-1"})).await;
-    let frames = client
-        .until(|v| is_reply(v, "checkpoint_id", "probe-1"))
-        .await;
-    let last_update = frames
-        .iter()
-        .rev()
-        .find(|f| f.get("segments").is_some())
-        .expect("an update before the checkpoint reply");
-    let text = last_update["text"].as_str().unwrap_or_default();
+    let frames = client.checkpoint("probe-1").await;
+    let covering = last_update(&frames).expect("an update before the checkpoint reply");
+    let text = covering["text"].as_str().unwrap_or_default();
     assert!(
         text.to_lowercase().contains("country"),
         "the update before the reply does not cover the end of the audio: {text}"
     );
     // The same context continues after a non-final checkpoint and after `final`.
-    client.send_json(json!({"checkpoint_id": "final"})).await;
-    let frames = client
-        .until(|v| is_reply(v, "checkpoint_id", "final"))
-        .await;
-    let ids_before: Vec<u64> = frames
-        .iter()
-        .rev()
-        .find(|f| f.get("segments").is_some())
-        .map(|f| {
-            f["segments"]
-                .as_array()
-                .expect("segments")
-                .iter()
-                .filter_map(|s| s["id"].as_u64())
-                .collect()
-        })
-        .unwrap_or_default();
+    let frames = client.checkpoint("final").await;
+    let ids_before = last_update(&frames).map(segment_ids).unwrap_or_default();
     client.send_audio(&clip, false).await;
-    client.send_json(json!({"checkpoint_id": "final"})).await;
-    let frames = client
-        .until(|v| is_reply(v, "checkpoint_id", "final"))
-        .await;
-    let last = frames
-        .iter()
-        .rev()
-        .find(|f| f.get("segments").is_some())
-        .expect("update");
-    let max_id = last["segments"]
-        .as_array()
-        .expect("segments")
-        .iter()
-        .filter_map(|s| s["id"].as_u64())
-        .max();
+    let frames = client.checkpoint("final").await;
+    let last = last_update(&frames).expect("update");
+    let max_id = segment_ids(last).into_iter().max();
     assert!(
         max_id > ids_before.iter().copied().max(),
         "no new segment after more audio: {last}"
@@ -423,10 +403,7 @@ async fn clear_resets_the_context() {
     let clip = load(&data("jfk/jfk.wav"));
     let mut client = connect(server, "model=tiny.en&language=en").await;
     client.send_audio(&clip, false).await;
-    client.send_json(json!({"checkpoint_id": "final"})).await;
-    let frames = client
-        .until(|v| is_reply(v, "checkpoint_id", "final"))
-        .await;
+    let frames = client.checkpoint("final").await;
     let first_max = frames
         .iter()
         .filter_map(|f| f["segments"].as_array())
@@ -442,15 +419,8 @@ async fn clear_resets_the_context() {
     let other = load(&data("cmu_arctic_slt_a0009/arctic_a0009.wav"));
     client.send_audio(&other, false).await;
     client.send_audio(&silence(1.0), false).await;
-    client.send_json(json!({"checkpoint_id": "final"})).await;
-    let frames = client
-        .until(|v| is_reply(v, "checkpoint_id", "final"))
-        .await;
-    let last = frames
-        .iter()
-        .rev()
-        .find(|f| f.get("segments").is_some())
-        .expect("update");
+    let frames = client.checkpoint("final").await;
+    let last = last_update(&frames).expect("update");
     for segment in last["segments"].as_array().expect("segments") {
         assert!(
             segment["id"].as_u64().expect("id") > first_max,
@@ -501,10 +471,7 @@ async fn bad_frames_are_handled() {
             .expect("odd chunk");
     }
     client.send_audio(&silence(1.0), false).await;
-    client.send_json(json!({"checkpoint_id": "final"})).await;
-    let frames = client
-        .until(|v| is_reply(v, "checkpoint_id", "final"))
-        .await;
+    let frames = client.checkpoint("final").await;
     let mut checker = UpdateChecker::default();
     checker.check(&frames);
     let reference = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country.";
@@ -590,8 +557,7 @@ async fn shutdown_flushes_finals_and_closes_going_away() {
     let mut client = connect(&server, "language=en").await;
     client.send_audio(&load(&data("jfk/jfk.wav")), false).await;
     // Let the session take the audio in before shutting down.
-    client.send_json(json!({"checkpoint_id": "in"})).await;
-    client.until(|v| is_reply(v, "checkpoint_id", "in")).await;
+    client.checkpoint("in").await;
     let streams = server.streams.clone();
     let shutdown = tokio::spawn(async move { streams.shutdown(Duration::from_secs(60)).await });
     let mut last_update = None;
