@@ -34,8 +34,8 @@ pub const STREAM_SESSIONS: &str = "ember_stream_sessions";
 pub const STREAM_LAG_SECONDS: &str = "ember_stream_lag_seconds";
 /// Seconds per live decode, labelled `kind` (`partial` or `final`).
 pub const STREAM_DECODE_SECONDS: &str = "ember_stream_decode_seconds";
-/// Partial hypotheses skipped because the previous decode was still running or the
-/// realtime lane was full (finals are never skipped).
+/// Partial hypotheses skipped because the previous decode was still running, no ASR
+/// worker was free, or the lane was full (finals are never skipped).
 pub const STREAM_PARTIALS_SKIPPED: &str = "ember_stream_partials_skipped_total";
 
 /// Pipeline stages timed per request (also the keys of the `timings` object).

@@ -102,13 +102,6 @@ pub enum RecognizerEvent {
     Final { key: u64, text: String },
 }
 
-/// Counters the session exports.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RecognizerStats {
-    pub partials_skipped: u64,
-    pub decodes: u64,
-}
-
 #[derive(Debug)]
 struct Utterance {
     key: u64,
@@ -161,7 +154,8 @@ pub struct Recognizer {
     /// A barrier wants a hypothesis covering audio up to here.
     barrier: Option<usize>,
     events: Vec<RecognizerEvent>,
-    stats: RecognizerStats,
+    /// Partials skipped since the last [`Self::take_skipped`].
+    skipped: u64,
 }
 
 /// Audio kept before an utterance while idle, for the endpointer's onset padding.
@@ -197,17 +191,8 @@ impl Recognizer {
             context: String::new(),
             barrier: None,
             events: Vec::new(),
-            stats: RecognizerStats::default(),
+            skipped: 0,
         }
-    }
-
-    pub fn stats(&self) -> RecognizerStats {
-        self.stats
-    }
-
-    /// The partial-decode cadence in samples.
-    pub fn hop_samples(&self) -> usize {
-        self.config.hop_samples
     }
 
     /// Fixes the language (or returns to detection) for the next decodes.
@@ -402,7 +387,6 @@ impl Recognizer {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         self.inflight = Some((ticket, kind));
-        self.stats.decodes += 1;
         let prompt = self.prompt();
         let language = self.language.clone();
         if let Some(u) = self.utterances.get_mut(index) {
@@ -443,7 +427,13 @@ impl Recognizer {
 
     /// Counts a partial that was due but could not start.
     pub fn note_skipped_partial(&mut self) {
-        self.stats.partials_skipped += 1;
+        self.skipped += 1;
+    }
+
+    /// Partials skipped since the last call: hops that passed while a partial was being
+    /// decoded, hops with no free worker, and partials the workers had no room for.
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
     }
 
     /// A hop's partial was due but no worker was free: skip it until the next hop.
@@ -455,7 +445,7 @@ impl Recognizer {
         if let Some(u) = self.utterances.back_mut().filter(|u| u.end.is_none()) {
             if received.saturating_sub(u.decoded_to.max(u.start).max(u.skipped_to)) >= hop {
                 u.skipped_to = received;
-                self.stats.partials_skipped += 1;
+                self.skipped += 1;
             }
         }
     }
@@ -475,6 +465,10 @@ impl Recognizer {
     pub fn on_result(&mut self, plan: &DecodePlan, output: AsrOutput) -> bool {
         if self.inflight.is_some_and(|(t, _)| t == plan.ticket) {
             self.inflight = None;
+        }
+        if plan.kind == PlanKind::Partial {
+            let hops = self.received.saturating_sub(plan.end) / self.config.hop_samples.max(1);
+            self.skipped += hops as u64;
         }
         if plan.ticket < self.cleared_below {
             return false;

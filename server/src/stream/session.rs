@@ -152,6 +152,10 @@ pub async fn process_loop(
                 inflight = Some(start_decode(&state, &settings, &inflight_cancel.0, plan));
             }
         }
+        let skipped = recognizer.take_skipped();
+        if skipped > 0 {
+            ::metrics::counter!(metrics::STREAM_PARTIALS_SKIPPED).increment(skipped);
+        }
         if recognizer.take_changed() && !send_update(&mut recognizer, &outputs, false).await {
             return;
         }
@@ -182,19 +186,12 @@ pub async fn process_loop(
                     DecodeOutcome::Rejected(plan) => {
                         recognizer.abandon(plan.ticket);
                         recognizer.note_skipped_partial();
-                        ::metrics::counter!(metrics::STREAM_PARTIALS_SKIPPED).increment(1);
                         true
                     }
                     DecodeOutcome::Done(plan, Ok(output)) => {
                         if let Some(arrived) = clock.arrival(plan.end) {
                             ::metrics::histogram!(metrics::STREAM_LAG_SECONDS)
                                 .record(arrived.elapsed().as_secs_f64());
-                        }
-                        let skipped = recognizer.received().saturating_sub(plan.end)
-                            / settings_hop(&recognizer);
-                        if plan.kind == PlanKind::Partial && skipped > 0 {
-                            ::metrics::counter!(metrics::STREAM_PARTIALS_SKIPPED)
-                                .increment(skipped as u64);
                         }
                         recognizer.on_result(&plan, output);
                         true
@@ -344,10 +341,6 @@ fn spare_worker(state: &AppState) -> bool {
         let stats = m.asr.stats();
         stats.queued() == 0 && stats.running() < m.asr.workers()
     })
-}
-
-fn settings_hop(recognizer: &Recognizer) -> usize {
-    recognizer.hop_samples().max(1)
 }
 
 /// Applies a mid-session settings change; a new detector is made on the blocking pool.
