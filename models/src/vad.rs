@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ember_dsp::vad::{
     frame_probabilities, segment, SegmenterConfig, VoiceDetector, WebrtcMode, WebrtcVad,
@@ -92,9 +92,67 @@ impl SpeechMap {
 /// The detectors this server has, and pooled Silero sessions.
 pub struct VadEngine {
     silero_model: Option<PathBuf>,
-    idle_silero: Mutex<Vec<SileroVad>>,
-    /// Sessions kept for reuse; more concurrent files create (and then drop) extra ones.
+    idle_silero: Arc<SileroPool>,
+}
+
+/// Idle Silero sessions kept for reuse.
+struct SileroPool {
+    idle: Mutex<Vec<SileroVad>>,
+    /// Sessions kept; more concurrent users create (and then drop) extra ones.
     max_idle: usize,
+}
+
+impl SileroPool {
+    fn take(&self) -> Option<SileroVad> {
+        self.idle.lock().ok().and_then(|mut idle| idle.pop())
+    }
+
+    fn put(&self, mut detector: SileroVad) {
+        detector.reset();
+        if let Ok(mut idle) = self.idle.lock() {
+            if idle.len() < self.max_idle {
+                idle.push(detector);
+            }
+        }
+    }
+}
+
+/// A pooled Silero session lent to a live stream for its whole life; it goes back to
+/// the pool when the stream ends, so streams reuse sessions instead of creating and
+/// dropping one each.
+struct LentSilero {
+    detector: Option<SileroVad>,
+    pool: Arc<SileroPool>,
+}
+
+impl VoiceDetector for LentSilero {
+    fn frame_samples(&self) -> usize {
+        self.detector.as_ref().map_or(
+            crate::silero::SILERO_FRAME_SAMPLES,
+            VoiceDetector::frame_samples,
+        )
+    }
+
+    fn speech_probability(&mut self, frame: &[f32]) -> Result<f32, ember_dsp::VadError> {
+        match self.detector.as_mut() {
+            Some(d) => d.speech_probability(frame),
+            None => Ok(0.0),
+        }
+    }
+
+    fn reset(&mut self) {
+        if let Some(d) = self.detector.as_mut() {
+            d.reset();
+        }
+    }
+}
+
+impl Drop for LentSilero {
+    fn drop(&mut self) {
+        if let Some(detector) = self.detector.take() {
+            self.pool.put(detector);
+        }
+    }
 }
 
 impl VadEngine {
@@ -103,8 +161,10 @@ impl VadEngine {
     pub fn new(silero_model: Option<PathBuf>, max_idle: usize) -> Result<Self, ModelError> {
         let engine = Self {
             silero_model,
-            idle_silero: Mutex::new(Vec::new()),
-            max_idle: max_idle.max(1),
+            idle_silero: Arc::new(SileroPool {
+                idle: Mutex::new(Vec::new()),
+                max_idle: max_idle.max(1),
+            }),
         };
         // Load one session now so a broken model fails at startup, not on a request.
         if engine.silero_model.is_some() {
@@ -156,13 +216,17 @@ impl VadEngine {
     }
 
     /// A detector of its own for a live stream (it keeps state across chunks for the
-    /// whole session): Silero when installed, else WebRTC. Takes a pooled Silero session
-    /// when one is idle; it is not returned to the pool.
+    /// whole session): Silero when installed, else WebRTC. The Silero session comes from
+    /// the pool and returns to it when the detector is dropped.
     pub fn stream_detector(&self) -> Result<(VadKind, Box<dyn VoiceDetector>), ModelError> {
         if self.has(VadKind::Silero) {
             let mut detector = self.checkout_silero()?;
             detector.reset();
-            return Ok((VadKind::Silero, Box::new(detector)));
+            let lent = LentSilero {
+                detector: Some(detector),
+                pool: Arc::clone(&self.idle_silero),
+            };
+            return Ok((VadKind::Silero, Box::new(lent)));
         }
         Ok((
             VadKind::Webrtc,
@@ -171,8 +235,7 @@ impl VadEngine {
     }
 
     fn checkout_silero(&self) -> Result<SileroVad, ModelError> {
-        let pooled = self.idle_silero.lock().ok().and_then(|mut idle| idle.pop());
-        match (pooled, &self.silero_model) {
+        match (self.idle_silero.take(), &self.silero_model) {
             (Some(detector), _) => Ok(detector),
             (None, Some(path)) => SileroVad::new(path),
             (None, None) => Err(ModelError::Unsupported(
@@ -181,13 +244,8 @@ impl VadEngine {
         }
     }
 
-    fn checkin_silero(&self, mut detector: SileroVad) {
-        detector.reset();
-        if let Ok(mut idle) = self.idle_silero.lock() {
-            if idle.len() < self.max_idle {
-                idle.push(detector);
-            }
-        }
+    fn checkin_silero(&self, detector: SileroVad) {
+        self.idle_silero.put(detector);
     }
 }
 
