@@ -16,6 +16,7 @@ fn transcript() -> Transcript {
                     start_ms: start + w * 300,
                     end_ms: start + w * 300 + 250,
                     probability: 0.9,
+                    interpolated: false,
                 })
                 .collect();
             Segment {
@@ -67,6 +68,7 @@ fn bench_render(c: &mut Criterion) {
                 segment: true,
             },
             language_names: false,
+            word_flags: false,
         };
         group.bench_with_input(BenchmarkId::from_parameter(name), &options, |b, options| {
             b.iter(|| render(&transcript, options).body.len())

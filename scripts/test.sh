@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 source scripts/env.sh
 scripts/ensure-deps.sh
 scripts/ensure-browser.sh
+scripts/ensure-espeak.sh
 echo "== cargo fmt"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== models"; cargo run -q -p ember-server -- models install --set test

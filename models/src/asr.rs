@@ -9,13 +9,13 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use tokio::sync::oneshot;
 use whisper_rs::{
-    FullParams, SamplingStrategy, SegmentCallbackData, WhisperContext, WhisperContextParameters,
-    WhisperState,
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, SegmentCallbackData,
+    WhisperContext, WhisperContextParameters, WhisperState,
 };
 
 use crate::error::ModelError;
@@ -89,6 +89,9 @@ pub struct DecodeOptions {
     /// Decode the audio in one pass as one segment (live utterances are < 30 s): no
     /// second seek over the tail, which re-decodes and repeats text on short inputs.
     pub single_segment: bool,
+    /// Time words by cross-attention DTW over the model's alignment heads instead of
+    /// the timestamp tokens (one extra decoder pass per window; the `whisper` aligner).
+    pub dtw: bool,
 }
 
 /// Full encoder context of Whisper: 30 s in 20 ms frames.
@@ -162,6 +165,68 @@ struct AsrJob {
 struct LoadedModel {
     spec: WhisperModelSpec,
     context: WhisperContext,
+    /// The same weights with DTW token timing on, loaded on first use: whisper.cpp
+    /// makes DTW a context setting, and it holds back segment callbacks until the
+    /// window is timed, so the plain context stays DTW-free.
+    dtw_context: OnceLock<Result<WhisperContext, String>>,
+}
+
+impl LoadedModel {
+    fn context_for(&self, dtw: bool) -> Result<&WhisperContext, ModelError> {
+        if !dtw {
+            return Ok(&self.context);
+        }
+        self.dtw_context
+            .get_or_init(|| load_context(&self.spec, false, Some(dtw_preset(&self.spec.id))))
+            .as_ref()
+            .map_err(|e| ModelError::Inference(format!("loading the DTW context: {e}")))
+    }
+}
+
+/// Opens a ggml file; `dtw` turns on DTW token timing with those alignment heads.
+fn load_context(
+    spec: &WhisperModelSpec,
+    flash_attention: bool,
+    dtw: Option<DtwMode<'static>>,
+) -> Result<WhisperContext, String> {
+    let mut params = WhisperContextParameters::default();
+    params.flash_attn(flash_attention && dtw.is_none());
+    if let Some(mode) = dtw {
+        params.dtw_parameters(DtwParameters {
+            mode,
+            ..DtwParameters::default()
+        });
+    }
+    WhisperContext::new_with_params(&spec.path, params).map_err(|e| e.to_string())
+}
+
+/// The alignment heads whisper.cpp ships for the official model sizes, picked by the
+/// model id (`base`, `tiny.en`, an operator's `large-v3-turbo`, …); other models use
+/// every head of their top two text layers.
+fn dtw_preset(id: &str) -> DtwMode<'static> {
+    let id = id.to_ascii_lowercase();
+    let base = id
+        .strip_suffix("-q8_0")
+        .or_else(|| id.strip_suffix("-q5_1"))
+        .unwrap_or(&id);
+    let preset = match base {
+        "tiny.en" => DtwModelPreset::TinyEn,
+        "tiny" => DtwModelPreset::Tiny,
+        "base.en" => DtwModelPreset::BaseEn,
+        "base" => DtwModelPreset::Base,
+        "small.en" => DtwModelPreset::SmallEn,
+        "small" => DtwModelPreset::Small,
+        "medium.en" => DtwModelPreset::MediumEn,
+        "medium" => DtwModelPreset::Medium,
+        "large-v1" => DtwModelPreset::LargeV1,
+        "large-v2" => DtwModelPreset::LargeV2,
+        "large-v3" | "large" => DtwModelPreset::LargeV3,
+        "large-v3-turbo" | "turbo" => DtwModelPreset::LargeV3Turbo,
+        _ => return DtwMode::TopMost { n_top: 2 },
+    };
+    DtwMode::ModelPreset {
+        model_preset: preset,
+    }
 }
 
 /// The ASR service: loaded models plus the worker pool.
@@ -191,13 +256,11 @@ impl AsrEngine {
         let mut models = HashMap::new();
         for spec in registry.models() {
             let started = Instant::now();
-            let mut params = WhisperContextParameters::default();
-            params.flash_attn(config.flash_attention);
-            let context = WhisperContext::new_with_params(&spec.path, params).map_err(|e| {
+            let context = load_context(spec, config.flash_attention, None).map_err(|detail| {
                 ModelError::Load {
                     id: spec.id.clone(),
                     path: spec.path.display().to_string(),
-                    detail: e.to_string(),
+                    detail,
                 }
             })?;
             tracing::info!(model = %spec.id, path = %spec.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "loaded whisper model");
@@ -206,6 +269,7 @@ impl AsrEngine {
                 Arc::new(LoadedModel {
                     spec: spec.clone(),
                     context,
+                    dtw_context: OnceLock::new(),
                 }),
             );
         }
@@ -323,9 +387,9 @@ impl AsrEngine {
     }
 }
 
-/// Per-worker whisper states, one per model id, created on first use.
+/// Per-worker whisper states, one per model id and DTW setting, created on first use.
 struct WorkerStates {
-    states: HashMap<String, WhisperState>,
+    states: HashMap<(String, bool), WhisperState>,
     counters: Arc<AsrCounters>,
 }
 
@@ -385,16 +449,16 @@ fn decode(
     threads: usize,
     beam_size: u32,
 ) -> Result<AsrOutput, ModelError> {
-    let state = match states.states.entry(model.spec.id.clone()) {
+    let options = request.options;
+    let state = match states.states.entry((model.spec.id.clone(), options.dtw)) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(e) => e.insert(
             model
-                .context
+                .context_for(options.dtw)?
                 .create_state()
                 .map_err(|err| ModelError::Inference(format!("creating a whisper state: {err}")))?,
         ),
     };
-    let options = request.options;
     let beam_size = options.beam_size.unwrap_or(beam_size).max(1);
     let strategy = if beam_size > 1 {
         SamplingStrategy::BeamSearch {
@@ -458,7 +522,7 @@ fn decode(
             .unwrap_or("en")
             .to_string(),
     };
-    let segments = collect_segments(state, model, temperature);
+    let segments = collect_segments(state, model, temperature, options.dtw);
     Ok(AsrOutput {
         language,
         model: model.spec.id.clone(),
@@ -483,6 +547,7 @@ fn collect_segments(
     state: &WhisperState,
     model: &LoadedModel,
     temperature: f32,
+    dtw: bool,
 ) -> Vec<AsrSegment> {
     let eot = model.context.token_eot();
     let mut segments = Vec::new();
@@ -502,12 +567,20 @@ fn collect_segments(
             }
             tokens.push(data.id as u32);
             logprob_sum += data.plog;
+            let (t0, t1) = if dtw {
+                (data.t_dtw, data.t_dtw)
+            } else {
+                (data.t0, data.t1)
+            };
             timed.push(TimedToken {
                 bytes: token.to_bytes().map(<[u8]>::to_vec).unwrap_or_default(),
-                start_ms: (data.t0.max(0) as u64) * 10,
-                end_ms: (data.t1.max(0) as u64) * 10,
+                start_ms: (t0.max(0) as u64) * 10,
+                end_ms: (t1.max(0) as u64) * 10,
                 probability: data.p,
             });
+        }
+        if dtw {
+            crate::words::close_dtw_spans(&mut timed, start_ms);
         }
         let text = segment
             .to_str_lossy()

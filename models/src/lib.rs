@@ -1,5 +1,6 @@
 //! ember-models (see DESIGN §1).
 
+pub mod align;
 pub mod asr;
 pub mod ct2;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod silero;
 pub mod vad;
 pub mod words;
 
+pub use align::{AlignEngine, AlignInput, AlignRequest, AlignWindow, AlignedWord, AlignerManifest};
 pub use asr::{
     audio_ctx_for, AsrConfig, AsrEngine, AsrHooks, AsrOutput, AsrRequest, AsrSegment, AsrTask,
     CancelToken, DecodeOptions,

@@ -121,6 +121,33 @@ pub const PACKAGES: &[PinnedPackage] = &[
         }],
     },
     PinnedPackage {
+        name: "hama",
+        version: "1.3.10",
+        target: None,
+        files: &[
+            PinnedFile {
+                path: "hama/assets/asr_waveform_fp16.onnx",
+                sha256: "a884b5ac55f8bbc00673e8cf6d2dd601aa76e5031dd85cf3de2f25b5987cd59a",
+                size: 4_996_794,
+            },
+            PinnedFile {
+                path: "hama/assets/encoder.onnx",
+                sha256: "b512084fdd78dcb532693828fe86c1675a950289c2805702b08b4c8a03dec3bb",
+                size: 3_839_932,
+            },
+            PinnedFile {
+                path: "hama/assets/decoder_step.onnx",
+                sha256: "024790900f2d865dd83df92f9772dd95cfc590b70698c49de3f73ddbdd44311f",
+                size: 402_232,
+            },
+            PinnedFile {
+                path: "hama/assets/g2p_vocab.json",
+                sha256: "520d19e4e6ae58658eed53594e0feab8ea8e1b4b04a7746e25e50c16c29b91bf",
+                size: 220_107,
+            },
+        ],
+    },
+    PinnedPackage {
         name: "onnxruntime",
         version: "1.31.1",
         target: Some(WheelTarget {
@@ -152,6 +179,8 @@ pub enum ModelKind {
     Vad,
     /// A shared library the process loads (ONNX Runtime).
     Runtime,
+    /// A file of a forced aligner (CTC acoustic model, G2P model, vocabulary).
+    Aligner,
 }
 
 /// A file inside one pinned package.
@@ -283,6 +312,26 @@ pub const MODELS: &[ModelRecipe] = &[
         }),
         default: true,
     },
+    hama_file(
+        crate::align::manifest::TDNN_FFN_ACOUSTIC,
+        "tdnn_ffn-acoustic.onnx",
+        "hama/assets/asr_waveform_fp16.onnx",
+    ),
+    hama_file(
+        crate::align::manifest::TDNN_FFN_G2P_ENCODER,
+        "tdnn_ffn-g2p-encoder.onnx",
+        "hama/assets/encoder.onnx",
+    ),
+    hama_file(
+        crate::align::manifest::TDNN_FFN_G2P_DECODER,
+        "tdnn_ffn-g2p-decoder.onnx",
+        "hama/assets/decoder_step.onnx",
+    ),
+    hama_file(
+        crate::align::manifest::TDNN_FFN_G2P_VOCABULARY,
+        "tdnn_ffn-g2p-vocab.json",
+        "hama/assets/g2p_vocab.json",
+    ),
     ModelRecipe {
         id: "onnxruntime",
         kind: ModelKind::Runtime,
@@ -294,6 +343,20 @@ pub const MODELS: &[ModelRecipe] = &[
         default: true,
     },
 ];
+
+/// One file of the `tdnn_ffn` aligner, copied from the `hama` wheel (DESIGN §2).
+const fn hama_file(id: &'static str, file_name: &'static str, path: &'static str) -> ModelRecipe {
+    ModelRecipe {
+        id,
+        kind: ModelKind::Aligner,
+        file_name,
+        build: Build::Copy(FileRef {
+            package: "hama",
+            path,
+        }),
+        default: true,
+    }
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

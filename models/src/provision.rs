@@ -88,7 +88,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ProvisionError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelSet {
-    /// What the server needs: Whisper base (f16 + q8_0), tiny.en, Silero VAD, ONNX Runtime.
+    /// What the server needs: Whisper base (f16 + q8_0), tiny.en, Silero VAD, the `tdnn_ffn`
+    /// aligner, ONNX Runtime.
     #[default]
     Default,
     /// What the test suites load (currently the default set).
@@ -899,7 +900,17 @@ mod tests {
         let ids: Vec<_> = ModelSet::Default.models().iter().map(|r| r.id).collect();
         assert_eq!(
             ids,
-            ["base", "base-q8_0", "tiny.en", "silero-vad", "onnxruntime"]
+            [
+                "base",
+                "base-q8_0",
+                "tiny.en",
+                "silero-vad",
+                "tdnn_ffn-acoustic",
+                "tdnn_ffn-g2p-encoder",
+                "tdnn_ffn-g2p-decoder",
+                "tdnn_ffn-g2p-vocabulary",
+                "onnxruntime"
+            ]
         );
         assert_eq!("all".parse::<ModelSet>().unwrap(), ModelSet::All);
         assert!("most".parse::<ModelSet>().is_err());

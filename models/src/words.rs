@@ -3,7 +3,8 @@
 //! Whisper marks a word start with a leading space in the token text; punctuation tokens
 //! attach to the word before them. Token bytes are joined before UTF-8 decoding because
 //! a multi-byte character may be split across tokens. These are whisper.cpp's own token
-//! timestamps: rough, until the aligner of the alignment issue replaces them.
+//! timestamps (`whisper_tokens`), or DTW token times (`whisper`); CTC aligners
+//! (`crate::align`) re-time the words afterwards.
 
 /// One decoded text token with its time span (ms, absolute in the audio).
 #[derive(Debug, Clone, PartialEq)]
@@ -21,6 +22,24 @@ pub struct AsrWord {
     pub start_ms: u64,
     pub end_ms: u64,
     pub probability: f32,
+}
+
+/// The longest a DTW-timed token may last: DTW gives each token one moment only, so
+/// a token after a pause would otherwise stretch over the pause.
+const DTW_MAX_TOKEN_MS: u64 = 500;
+
+/// whisper.cpp's DTW moment of a token (`t_dtw`) falls where the path leaves the token,
+/// i.e. near its end (measured on jfk against forced alignments: within ~0.1 s of the
+/// word's end, ~0.45 s after its start). Each token so ends at its own moment and
+/// starts where the previous one ended, at most [`DTW_MAX_TOKEN_MS`] earlier.
+pub fn close_dtw_spans(tokens: &mut [TimedToken], seg_start_ms: u64) {
+    let mut previous_end = seg_start_ms;
+    for token in tokens.iter_mut() {
+        let end = token.start_ms.max(previous_end);
+        token.end_ms = end;
+        token.start_ms = previous_end.max(end.saturating_sub(DTW_MAX_TOKEN_MS));
+        previous_end = end;
+    }
 }
 
 /// Joins tokens into words, clamping times into `[seg_start, seg_end]` and keeping them
@@ -115,6 +134,18 @@ mod tests {
             },
         ];
         assert_eq!(group_words(&tokens, 0, 500)[0].text, "café");
+    }
+
+    #[test]
+    fn dtw_moments_end_tokens_and_starts_are_capped() {
+        let mut tokens = [
+            tok(" a", 300, 300),
+            tok(" b", 600, 600),
+            tok(" c", 2000, 2000),
+        ];
+        close_dtw_spans(&mut tokens, 0);
+        let spans: Vec<(u64, u64)> = tokens.iter().map(|t| (t.start_ms, t.end_ms)).collect();
+        assert_eq!(spans, [(0, 300), (300, 600), (1500, 2000)]);
     }
 
     #[test]

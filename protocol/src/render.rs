@@ -26,6 +26,9 @@ pub struct RenderOptions {
     /// Send `language` as a lower-case English name (`"english"`, as OpenAI's examples do)
     /// instead of the ISO code (PROTOCOL §2.3 "Ambiguous").
     pub language_names: bool,
+    /// Words carry `interpolated` (`include[]=interpolated`, an Ember extension). Off by
+    /// default: the strict Fireworks SDK models must still parse.
+    pub word_flags: bool,
 }
 
 impl RenderOptions {
@@ -35,6 +38,7 @@ impl RenderOptions {
             format: request.response_format,
             granularities: request.granularities,
             language_names,
+            word_flags: request.include_interpolated,
         }
     }
 }
@@ -238,9 +242,11 @@ struct WireWord<'a> {
     language: &'a str,
     probability: f64,
     hallucination_score: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interpolated: Option<bool>,
 }
 
-fn wire_word<'a>(w: &'a Word, language: &'a str) -> WireWord<'a> {
+fn wire_word<'a>(w: &'a Word, language: &'a str, flags: bool) -> WireWord<'a> {
     WireWord {
         word: w.word.trim(),
         start: seconds(w.start_ms),
@@ -248,10 +254,16 @@ fn wire_word<'a>(w: &'a Word, language: &'a str) -> WireWord<'a> {
         language,
         probability: stat(w.probability),
         hallucination_score: 0.0,
+        interpolated: flags.then_some(w.interpolated),
     }
 }
 
-fn wire_segment<'a>(s: &'a Segment, language: &'a str, with_words: bool) -> WireSegment<'a> {
+fn wire_segment<'a>(
+    s: &'a Segment,
+    language: &'a str,
+    with_words: bool,
+    flags: bool,
+) -> WireSegment<'a> {
     let text = s.text.trim();
     WireSegment {
         id: s.id,
@@ -274,7 +286,12 @@ fn wire_segment<'a>(s: &'a Segment, language: &'a str, with_words: bool) -> Wire
         avg_logprob: stat(s.avg_logprob),
         compression_ratio: stat(s.compression_ratio),
         no_speech_prob: stat(s.no_speech_prob),
-        words: with_words.then(|| s.words.iter().map(|w| wire_word(w, language)).collect()),
+        words: with_words.then(|| {
+            s.words
+                .iter()
+                .map(|w| wire_word(w, language, flags))
+                .collect()
+        }),
     }
 }
 
@@ -292,13 +309,15 @@ fn render_verbose(t: &Transcript, opts: &RenderOptions) -> String {
         language,
         duration: seconds(t.duration_ms),
         text: full_text(t),
-        words: g
-            .word
-            .then(|| t.words().map(|w| wire_word(w, language)).collect()),
+        words: g.word.then(|| {
+            t.words()
+                .map(|w| wire_word(w, language, opts.word_flags))
+                .collect()
+        }),
         segments: g.segment.then(|| {
             t.segments
                 .iter()
-                .map(|s| wire_segment(s, language, g.word))
+                .map(|s| wire_segment(s, language, g.word, opts.word_flags))
                 .collect()
         }),
     };
@@ -318,6 +337,7 @@ mod tests {
             start_ms,
             end_ms,
             probability: 0.98,
+            interpolated: false,
         }
     }
 
@@ -361,6 +381,7 @@ mod tests {
             format,
             granularities,
             language_names: false,
+            word_flags: false,
         }
     }
 
@@ -371,6 +392,7 @@ mod tests {
                 format: ResponseFormat::VerboseJson,
                 granularities: g,
                 language_names: names,
+                word_flags: false,
             },
         );
         assert_eq!(r.content_type, "application/json");

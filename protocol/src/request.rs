@@ -178,8 +178,10 @@ wire_enum! {
         MmsFa => "mms_fa",
         /// English Gentle aligner.
         Gentle => "gentle",
-        /// Whisper's own token timestamps; an Ember extension.
+        /// Whisper cross-attention DTW (alignment heads), any language; an Ember extension.
         Whisper => "whisper",
+        /// Whisper's raw token timestamps, no aligner (cheapest, least exact); Ember.
+        WhisperTokens => "whisper_tokens",
     }
 }
 
@@ -283,6 +285,8 @@ pub struct AudioRequest {
     pub diarize: bool,
     /// `include[]=logprobs` was sent (PROTOCOL §2.2).
     pub include_logprobs: bool,
+    /// `include[]=interpolated`: words say whether their time was interpolated (Ember).
+    pub include_interpolated: bool,
     /// The transcript to align (`/audio/alignments`, PROTOCOL §2.7).
     pub text: Option<String>,
 }
@@ -362,6 +366,7 @@ impl AudioRequest {
             stream: defaults.allow_stream && fields.bool("stream")?.unwrap_or(false),
             diarize: false,
             include_logprobs: fields.list("include").iter().any(|v| v == "logprobs"),
+            include_interpolated: fields.list("include").iter().any(|v| v == "interpolated"),
             text: fields.get("text").map(str::to_owned),
         })
     }
@@ -512,6 +517,7 @@ mod tests {
                 stream: false,
                 diarize: false,
                 include_logprobs: false,
+                include_interpolated: false,
                 text: None,
             }
         );

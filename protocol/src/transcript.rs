@@ -75,6 +75,9 @@ pub struct Word {
     pub end_ms: u64,
     /// Recognition confidence in `0..=1`.
     pub probability: f32,
+    /// The aligner could not place the word: its time is interpolated between its
+    /// neighbours' (PROTOCOL §2.7; on the wire only with `include[]=interpolated`).
+    pub interpolated: bool,
 }
 
 #[cfg(test)]
@@ -87,6 +90,7 @@ mod tests {
             start_ms,
             end_ms: start_ms + 100,
             probability: 0.9,
+            interpolated: false,
         }
     }
 

@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_key;
 use crate::error::ApiError;
-use crate::routes::{audio, meta, vad};
+use crate::routes::{alignments, audio, meta, vad};
 use crate::state::AppState;
 
 /// Multipart framing and text fields on top of the audio itself.
@@ -37,6 +37,10 @@ pub fn app(state: AppState) -> Router {
             .route(
                 &format!("{prefix}/audio/translations"),
                 post(audio::translations),
+            )
+            .route(
+                &format!("{prefix}/audio/alignments"),
+                post(alignments::alignments),
             )
             .route(&format!("{prefix}/audio/vad"), post(vad::speech_regions))
             .route(

@@ -48,7 +48,7 @@ pub fn transcribe_files(args: TranscribeArgs) -> anyhow::Result<()> {
     }
     let request = AudioRequest::from_fields(task, &fields).map_err(|e| anyhow::anyhow!("{e}"))?;
     let models = load_models(&args.asr)?;
-    check_supported(&request, &models.vad).map_err(|e| anyhow::anyhow!("{e}"))?;
+    check_supported(&request, &models).map_err(|e| anyhow::anyhow!("{e}"))?;
     let preparation = PrepareOptions {
         max_duration: CLI_MAX_AUDIO,
         preprocessing: request.preprocessing,

@@ -92,6 +92,13 @@ pub struct AsrArgs {
     /// Silero VAD sessions kept for reuse (each ~3 MB; one per concurrent upload).
     #[arg(long, env = "EMBER_VAD_SESSIONS", default_value_t = 2)]
     pub vad_sessions: usize,
+    /// Forced-alignment worker threads (one ONNX thread each). Alignment runs after
+    /// ASR for the same request, so one worker rarely competes with the decoders.
+    #[arg(long, env = "EMBER_ALIGN_WORKERS", default_value_t = 1)]
+    pub align_workers: usize,
+    /// Alignment jobs that may wait before requests get 429.
+    #[arg(long, env = "EMBER_ALIGN_QUEUE", default_value_t = 16)]
+    pub align_queue: usize,
 }
 
 impl AsrArgs {

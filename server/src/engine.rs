@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use anyhow::Context;
 use ember_models::ggml::GgmlType;
 use ember_models::provision::{self, InstalledModel, Manifest};
-use ember_models::{AsrConfig, AsrEngine, GuardConfig, ModelRegistry, VadEngine, WhisperModelSpec};
+use ember_models::{
+    AlignEngine, AlignerManifest, AsrConfig, AsrEngine, GuardConfig, ModelRegistry, VadEngine,
+    WhisperModelSpec,
+};
 
 use crate::config::{AsrArgs, WeightType};
 use crate::state::Models;
@@ -19,13 +22,44 @@ pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
         .with_context(|| format!("reading the model manifest in {}", dir.display()))?;
     let vad = load_vad(&manifest, args)?;
     let asr = load_asr(&manifest, args)?;
+    let align = load_aligners(&manifest, args)?;
     let guard = args.hallucination_guard.then(GuardConfig::default);
     if guard.is_none() {
         tracing::warn!(
             "the hallucination guard is off: text decoded over non-speech is returned as is"
         );
     }
-    Ok(Models { asr, vad, guard })
+    Ok(Models {
+        asr,
+        vad,
+        guard,
+        align,
+    })
+}
+
+/// `tdnn_ffn` from the installed `hama` files plus operator manifests in
+/// `<models>/aligners/`; they need ONNX Runtime (initialised by [`load_vad`]).
+fn load_aligners(manifest: &Manifest, args: &AsrArgs) -> anyhow::Result<Option<AlignEngine>> {
+    if !ember_models::onnx::is_initialized() {
+        tracing::warn!("ONNX Runtime is not installed: words are timed by Whisper DTW only");
+        return Ok(None);
+    }
+    let mut aligners: Vec<AlignerManifest> =
+        AlignerManifest::tdnn_ffn(manifest)?.into_iter().collect();
+    for installed in AlignerManifest::read_installed(&args.models_dir()) {
+        if aligners.iter().any(|a| a.name == installed.name) {
+            tracing::warn!(name = %installed.name, "an installed aligner shadows a built-in one; keeping the built-in");
+            continue;
+        }
+        aligners.push(installed);
+    }
+    if aligners.is_empty() {
+        tracing::warn!("no CTC aligner is installed: words are timed by Whisper DTW (run `ember models install`)");
+        return Ok(None);
+    }
+    let engine = AlignEngine::new(aligners, args.align_workers, args.align_queue)?;
+    tracing::info!(aligners = ?engine.names(), "aligners ready");
+    Ok(Some(engine))
 }
 
 /// Silero when both it and ONNX Runtime are installed; webrtc always.

@@ -1,6 +1,7 @@
 //! The Ember server: configuration, the axum app, handlers, the pipeline shared by HTTP
 //! and the CLI, and the one HTTP error type.
 
+pub mod align;
 pub mod app;
 pub mod auth;
 pub mod cli;

@@ -46,15 +46,17 @@ pub enum Stage {
     Preprocess,
     Vad,
     Asr,
+    Align,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [
+    pub const ALL: [Stage; 6] = [
         Stage::Decode,
         Stage::Resample,
         Stage::Preprocess,
         Stage::Vad,
         Stage::Asr,
+        Stage::Align,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Stage {
             Stage::Preprocess => "preprocess",
             Stage::Vad => "vad",
             Stage::Asr => "asr",
+            Stage::Align => "align",
         }
     }
 }
@@ -159,7 +162,7 @@ pub async fn scrape(State(state): State<AppState>) -> Response {
 /// One request's time per stage: recorded to the histograms, and returned in
 /// `verbose_json` when the client asks with the [`TIMINGS_HEADER`].
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct StageTimings([Duration; 5]);
+pub struct StageTimings([Duration; Stage::ALL.len()]);
 
 /// Request header that adds a `timings` object (seconds per stage) to `verbose_json`.
 /// Off by default: the strict Fireworks SDK models must see only the fields they know.

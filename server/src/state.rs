@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use ember_models::{AsrEngine, GuardConfig, VadEngine};
+use ember_models::{AlignEngine, AsrEngine, GuardConfig, VadEngine};
 use ember_protocol::ErrorCode;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Semaphore;
@@ -31,6 +31,9 @@ pub struct Models {
     pub vad: VadEngine,
     /// The hallucination guard's thresholds; `None` when the operator turned it off.
     pub guard: Option<GuardConfig>,
+    /// CTC forced aligners; `None` when none is installed (or ONNX Runtime is missing):
+    /// words are then timed by Whisper DTW.
+    pub align: Option<AlignEngine>,
 }
 
 impl Limits {

@@ -37,6 +37,7 @@ pub fn to_transcript(output: AsrOutput, task: Task, duration_ms: u64) -> Transcr
                     start_ms: w.start_ms.min(duration_ms),
                     end_ms: w.end_ms.min(duration_ms),
                     probability: w.probability,
+                    interpolated: false,
                 })
                 .collect(),
         })

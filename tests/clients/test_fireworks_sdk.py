@@ -162,3 +162,27 @@ def test_authentication(auth_base_url):
     body = info.value.args[0]
     assert isinstance(body, dict), f"the 401 body must be JSON, got {body!r}"
     assert body["error"]["object"] == "error" and body["error"]["type"] == "invalid_request_error", body
+
+
+def test_align_verbose_json(fw):
+    """`AudioInference.align` (PROTOCOL §2.7): the SDK sends only text, vad_model, alignment_model
+    (and the file); the strict verbose model must parse and every token of the text gets a time."""
+    jfk = clip("jfk")
+    result = fw.align(audio=jfk.read_bytes(), text=jfk.transcript)
+    assert isinstance(result, TranscriptionVerboseResponse)
+    assert [w.word for w in result.words] == jfk.transcript.split()
+    check_spans([(w.start, w.end) for w in result.words], result.duration, "word")
+    check_spans([(s.start, s.end) for s in result.segments], result.duration, "segment")
+    # jfk's first word is spoken at ~0.3 s and its last ends at ~10.5 s (silver timings).
+    assert 0.1 < result.words[0].start < 0.6, result.words[0]
+    assert 9.8 < result.words[-1].end < 11.0, result.words[-1]
+
+
+def test_align_srt_and_bad_aligner(fw):
+    jfk = clip("jfk")
+    srt = fw.align(audio=jfk.read_bytes(), text=jfk.transcript, response_format="srt")
+    assert isinstance(srt, str) and "-->" in srt
+    assert normalise(" ".join(cue.text for cue in parse_srt(srt))) == normalise(jfk.transcript)
+    with pytest.raises(Exception) as error:
+        fw.align(audio=jfk.read_bytes(), text=jfk.transcript, alignment_model="gentle")
+    assert "not installed" in str(error.value)

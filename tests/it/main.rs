@@ -2,6 +2,7 @@
 //! converted weights from `EMBER_MODELS_DIR` (installed by `scripts/test.sh`).
 
 mod accuracy;
+mod alignment;
 mod audio;
 mod errors;
 mod formats;

@@ -43,7 +43,7 @@ pub fn manifest() -> Vec<Clip> {
         .collect()
 }
 
-fn models_dir() -> PathBuf {
+pub fn models_dir() -> PathBuf {
     std::env::var_os("EMBER_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(ember_models::provision::models_dir_default)
@@ -108,6 +108,8 @@ pub fn start(spec: ServerSpec) -> TestServer {
                     flash_attention: false,
                     hallucination_guard: spec.hallucination_guard,
                     vad_sessions: 2,
+                    align_workers: 1,
+                    align_queue: 16,
                 };
                 let limits = Limits {
                     max_upload_bytes: spec.max_upload_bytes,

@@ -72,7 +72,7 @@ async fn handle(
     )
     .await?;
     let request = AudioRequest::from_fields(task, &upload.fields)?;
-    check_supported(&request, &models.vad)?;
+    check_supported(&request, models)?;
     // Fail fast on model/language problems before decoding a large file.
     engine.check(
         request.model.as_deref(),

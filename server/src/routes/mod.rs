@@ -1,5 +1,6 @@
 //! HTTP routes. Handlers stay thin; the pipeline does the work.
 
+pub mod alignments;
 pub mod audio;
 pub mod meta;
 pub mod page;

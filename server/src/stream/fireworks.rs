@@ -44,6 +44,7 @@ pub async fn handler(
         skip_vad: params.skip_vad,
         vad_threshold: params.vad_threshold,
         endpoint_silence: params.text_timeout_secs.map(Duration::from_secs_f32),
+        word_times: params.granularities.word,
     };
     let core = match build_session(&state, &options).await {
         Ok(core) => core,

@@ -45,6 +45,9 @@ pub struct StreamOptions {
     pub vad_threshold: Option<f32>,
     /// Silence that ends an utterance; `None` = the server's default.
     pub endpoint_silence: Option<Duration>,
+    /// Word times are sent: finals are re-timed by the English CTC aligner when the
+    /// utterance is English (Whisper token times otherwise).
+    pub word_times: bool,
 }
 
 /// The dialect-independent half of a new session.
@@ -110,6 +113,7 @@ pub async fn build_session(
             .short_audio_ctx
             .then_some(config.audio_ctx_slack_ms / 20),
         decode_timeout: config.decode_timeout,
+        word_aligner: word_aligner(options, models),
     };
     Ok(SessionCore {
         recognizer,
@@ -117,6 +121,22 @@ pub async fn build_session(
         settings,
         permit: state.streams.admit()?,
     })
+}
+
+/// The CTC aligner that re-times final words, when word times are asked for. Streams
+/// have no `alignment_model` parameter (PROTOCOL §3.2): the English default applies.
+fn word_aligner(options: &StreamOptions, models: &crate::state::Models) -> Option<String> {
+    if !options.word_times {
+        return None;
+    }
+    match crate::align::word_timer(
+        ember_protocol::AlignmentModel::TdnnFfn,
+        options.language.as_deref(),
+        models.align.as_ref(),
+    ) {
+        Ok(crate::align::WordTimer::Ctc(name)) => Some(name),
+        _ => None,
+    }
 }
 
 /// Query string pairs, percent-decoded.

@@ -87,6 +87,9 @@ pub struct DecodeSettings {
     pub audio_ctx_slack_frames: Option<u32>,
     /// Longest a single decode may take.
     pub decode_timeout: Duration,
+    /// CTC aligner that re-times the words of finals (and of decodes that may become
+    /// finals); `None` = Whisper token times.
+    pub word_aligner: Option<String>,
 }
 
 /// Wait between tries when the realtime lane is full and a final must still run.
@@ -465,6 +468,7 @@ fn start_decode(
                 }),
                 no_fallback: plan.kind == PlanKind::Partial,
                 single_segment: true,
+                dtw: false,
             },
             audio: Arc::new(audio),
             task: settings.task,
@@ -504,6 +508,23 @@ fn start_decode(
                 "the ASR worker dropped the job".into(),
             ))
         });
+        let result = match (result, settings.word_aligner.as_deref()) {
+            (Ok(mut output), Some(aligner)) if plan.kind == PlanKind::Final || plan.urgent => {
+                let deadline = Instant::now() + settings.decode_timeout;
+                if let Some(aligners) = models.align.as_ref() {
+                    crate::align::retime_output(
+                        aligners,
+                        aligner,
+                        Arc::clone(&request.audio),
+                        &mut output,
+                        deadline,
+                    )
+                    .await;
+                }
+                Ok(output)
+            }
+            (result, _) => result,
+        };
         let kind = match plan.kind {
             PlanKind::Partial => "partial",
             PlanKind::Final => "final",
