@@ -365,6 +365,38 @@ async fn real_time_stream_with_timestamps() {
             "{segment}"
         );
     }
+    // Final words are re-timed by the English aligner: compare with the silver timings
+    // (tdnn_ffn measured 34 ms on this clip in batch, Whisper token times 176 ms).
+    let silver = std::fs::read_to_string(data("jfk/jfk.words.pocketsphinx.tsv")).expect("tsv");
+    let reference: Vec<(f64, f64)> = silver
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut parts = l.split('\t');
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+        .collect();
+    let words = last["words"].as_array().expect("words");
+    if words.len() == reference.len() {
+        let errors: Vec<f64> = words
+            .iter()
+            .zip(&reference)
+            .flat_map(|(w, r)| {
+                let start = w["start"].as_f64().unwrap_or(0.0);
+                let end = w["end"].as_f64().unwrap_or(0.0);
+                [(start - r.0).abs(), (end - r.1).abs()]
+            })
+            .collect();
+        let mae_ms = errors.iter().sum::<f64>() / errors.len() as f64 * 1000.0;
+        eprintln!("stream final word times vs silver: MAE {mae_ms:.1} ms");
+        assert!(mae_ms <= 90.0, "stream word MAE {mae_ms:.1} ms");
+    } else {
+        eprintln!(
+            "stream heard {} words, not {}: times not compared",
+            words.len(),
+            reference.len()
+        );
+    }
 }
 
 /// A checkpoint sent right after speech (no silence yet, so no endpoint) is answered only
