@@ -246,17 +246,7 @@ pub async fn align_text_with_ctc(
     Ok(tokens
         .into_iter()
         .zip(times)
-        .map(|(token, t)| {
-            let mut word = Word {
-                word: token,
-                start_ms: 0,
-                end_ms: 0,
-                probability: 0.0,
-                interpolated: false,
-            };
-            set_time(&mut word, &t);
-            word
-        })
+        .map(|(token, t)| timed_word(token, &t))
         .collect())
 }
 
@@ -285,18 +275,21 @@ pub fn text_onto_transcript(text: &str, transcript: &Transcript) -> Vec<Word> {
     tokens
         .iter()
         .zip(times)
-        .map(|(token, t)| {
-            let mut word = Word {
-                word: token.to_string(),
-                start_ms: 0,
-                end_ms: 0,
-                probability: 0.0,
-                interpolated: false,
-            };
-            set_time(&mut word, &t);
-            word
-        })
+        .map(|(token, t)| timed_word(token.to_string(), &t))
         .collect()
+}
+
+/// A client's token with its aligned time.
+fn timed_word(token: String, time: &AlignedWord) -> Word {
+    let mut word = Word {
+        word: token,
+        start_ms: 0,
+        end_ms: 0,
+        probability: 0.0,
+        interpolated: false,
+    };
+    set_time(&mut word, time);
+    word
 }
 
 /// Words per block when matching long texts: the table is `block²` cells.

@@ -2,29 +2,6 @@
 
 /// Lower-case, drop punctuation, spell small numbers, expand common contractions.
 pub fn normalise(text: &str) -> Vec<String> {
-    const NUMBERS: &[&str] = &[
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-        "twenty",
-    ];
     let cleaned: String = text
         .to_lowercase()
         .chars()
@@ -41,7 +18,7 @@ pub fn normalise(text: &str) -> Vec<String> {
         .flat_map(|word| {
             let word = word.trim_matches('\'');
             let spelled = match word.parse::<usize>() {
-                Ok(n) if n < NUMBERS.len() => NUMBERS[n].to_string(),
+                Ok(n) if n <= 20 => ember_models::align::english::cardinal(n as u64).join(" "),
                 _ => match word {
                     "mr" => "mister".to_string(),
                     "mrs" => "missus".to_string(),

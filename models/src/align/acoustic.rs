@@ -36,19 +36,10 @@ impl CtcAligner {
         let session = onnx::session(&manifest.name, &manifest.model, &SessionConfig::default())?;
         let frontend = match &manifest.text {
             TextFrontend::Characters => Frontend::Characters(
-                manifest
-                    .vocabulary
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, t)| {
-                        let mut chars = t.chars();
-                        match (chars.next(), chars.next()) {
-                            (Some(c), None) if c.is_alphanumeric() || c == '\'' => {
-                                Some((c, i as u32))
-                            }
-                            _ => None,
-                        }
-                    })
+                super::single_char_ids(&manifest.vocabulary)
+                    .into_iter()
+                    .filter(|(c, _)| c.is_alphanumeric() || *c == '\'')
+                    .map(|(c, i)| (c, i as u32))
                     .collect(),
             ),
             TextFrontend::HamaG2p {

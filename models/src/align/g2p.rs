@@ -54,17 +54,9 @@ impl HamaG2p {
         let text = std::fs::read_to_string(vocabulary).map_err(|e| load_error(e.to_string()))?;
         let vocab: Vocabulary =
             serde_json::from_str(&text).map_err(|e| load_error(e.to_string()))?;
-        let characters = vocab
-            .encoder
-            .iter()
-            .enumerate()
-            .filter_map(|(i, t)| {
-                let mut chars = t.chars();
-                match (chars.next(), chars.next()) {
-                    (Some(c), None) => Some((c, i as i64)),
-                    _ => None,
-                }
-            })
+        let characters = super::single_char_ids(&vocab.encoder)
+            .into_iter()
+            .map(|(c, i)| (c, i as i64))
             .collect();
         let is_phoneme = vocab
             .decoder

@@ -19,6 +19,22 @@ pub use engine::{AlignEngine, AlignInput, AlignRequest, AlignWindow};
 pub use manifest::{AlignerManifest, TextFrontend};
 pub use timing::finish;
 
+/// `token → id` for the vocabulary entries that are one character long (the tokens a
+/// character-level frontend can emit).
+pub(crate) fn single_char_ids(tokens: &[String]) -> Vec<(char, usize)> {
+    tokens
+        .iter()
+        .enumerate()
+        .filter_map(|(i, t)| {
+            let mut chars = t.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Some((c, i)),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// The time of one input word.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlignedWord {
