@@ -2,7 +2,9 @@
 
 pub mod align;
 pub mod asr;
+pub mod classify;
 pub mod ct2;
+pub mod embed;
 pub mod error;
 pub mod ggml;
 pub mod guard;

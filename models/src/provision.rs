@@ -909,6 +909,9 @@ mod tests {
                 "tdnn_ffn-g2p-encoder",
                 "tdnn_ffn-g2p-decoder",
                 "tdnn_ffn-g2p-vocabulary",
+                "all-minilm-l6-v2",
+                "all-minilm-l6-v2-tokenizer",
+                "open-nsfw",
                 "onnxruntime"
             ]
         );

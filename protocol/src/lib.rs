@@ -5,6 +5,8 @@
 //! OpenAI SSE events (PROTOCOL §2.5) and the error-code table with the error envelope
 //! (PROTOCOL §1.3). No I/O, no HTTP types: the server maps these onto axum.
 
+pub mod base64;
+pub mod embeddings;
 pub mod error;
 pub mod form;
 pub mod language;

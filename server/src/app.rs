@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_key;
 use crate::error::ApiError;
-use crate::routes::{alignments, audio, meta, vad};
+use crate::routes::{alignments, audio, embeddings, images, meta, vad};
 use crate::state::AppState;
 
 /// Multipart framing and text fields on top of the audio itself.
@@ -51,7 +51,27 @@ pub fn app(state: AppState) -> Router {
                 &format!("{prefix}/realtime"),
                 get(crate::stream::realtime::handler),
             )
-            .route(&format!("{prefix}/models"), get(meta::models));
+            .route(&format!("{prefix}/models"), get(meta::models))
+            .route(
+                &format!("{prefix}/embeddings"),
+                post(embeddings::embeddings),
+            )
+            .route(
+                &format!("{prefix}/images/classifications"),
+                post(images::classifications),
+            )
+            .route(
+                &format!("{prefix}/images/generations"),
+                post(images::generations),
+            )
+            .route(
+                &format!("{prefix}/image_generation/{{*model}}"),
+                post(images::generations),
+            )
+            .route(
+                &format!("{prefix}/workflows/{{*model}}"),
+                post(images::generations),
+            );
     }
     let body_limit = state
         .limits

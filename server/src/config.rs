@@ -99,6 +99,54 @@ pub struct AsrArgs {
     /// Alignment jobs that may wait before requests get 429.
     #[arg(long, env = "EMBER_ALIGN_QUEUE", default_value_t = 16)]
     pub align_queue: usize,
+    /// Embedding, text and image workers.
+    #[command(flatten)]
+    pub workers: WorkerArgs,
+}
+
+/// The non-audio inference workers: each has its own bounded queue and threads.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Longest embedding input in tokens (all-MiniLM-L6-v2 was trained at 256).
+    #[arg(long, env = "EMBER_EMBED_MAX_TOKENS", default_value_t = 256)]
+    pub embed_max_tokens: usize,
+    /// Truncate longer embedding inputs (true) or refuse them with a 400 (false).
+    #[arg(long, env = "EMBER_EMBED_TRUNCATE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub embed_truncate: bool,
+    /// Padded tokens per embedding batch; concurrent requests are coalesced up to this
+    /// (0 = no batching: every input runs alone).
+    #[arg(long, env = "EMBER_EMBED_BATCH_TOKENS", default_value_t = 16_384)]
+    pub embed_batch_tokens: usize,
+    /// How long the embedder waits for more requests to batch with the first.
+    #[arg(long, env = "EMBER_EMBED_MAX_WAIT_MS", default_value_t = 2)]
+    pub embed_max_wait_ms: u64,
+    /// Embedding requests that may wait before 429.
+    #[arg(long, env = "EMBER_EMBED_QUEUE", default_value_t = 64)]
+    pub embed_queue: usize,
+    /// ONNX threads of the embedder.
+    #[arg(long, env = "EMBER_EMBED_THREADS", default_value_t = 1)]
+    pub embed_threads: usize,
+    /// Image classification workers (one ONNX thread each).
+    #[arg(long, env = "EMBER_CLASSIFY_WORKERS", default_value_t = 1)]
+    pub classify_workers: usize,
+    /// Images that may wait before 429.
+    #[arg(long, env = "EMBER_CLASSIFY_QUEUE", default_value_t = 16)]
+    pub classify_queue: usize,
+}
+
+impl Default for WorkerArgs {
+    fn default() -> Self {
+        Self {
+            embed_max_tokens: 256,
+            embed_truncate: true,
+            embed_batch_tokens: 16_384,
+            embed_max_wait_ms: 2,
+            embed_queue: 64,
+            embed_threads: 1,
+            classify_workers: 1,
+            classify_queue: 16,
+        }
+    }
 }
 
 impl AsrArgs {

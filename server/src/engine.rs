@@ -12,8 +12,10 @@ use ember_models::{
     WhisperModelSpec,
 };
 
-use crate::config::{AsrArgs, WeightType};
+use crate::config::{AsrArgs, WeightType, WorkerArgs};
 use crate::state::Models;
+use ember_models::classify::{self, ClassifierManifest, ClassifyEngine};
+use ember_models::embed::{self, EmbedConfig, EmbedEngine};
 
 /// Loads every installed model (seconds); used by `serve`, `transcribe` and tests.
 pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
@@ -23,6 +25,8 @@ pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
     let vad = load_vad(&manifest, args)?;
     let asr = load_asr(&manifest, args)?;
     let align = load_aligners(&manifest, args)?;
+    let embed = load_embedder(&manifest, &args.workers)?;
+    let classify = load_classifiers(&manifest, args)?;
     let guard = args.hallucination_guard.then(GuardConfig::default);
     if guard.is_none() {
         tracing::warn!(
@@ -34,7 +38,58 @@ pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
         vad,
         guard,
         align,
+        embed,
+        classify,
     })
+}
+
+/// all-MiniLM-L6-v2 when its model and tokenizer are installed (needs ONNX Runtime).
+fn load_embedder(manifest: &Manifest, args: &WorkerArgs) -> anyhow::Result<Option<EmbedEngine>> {
+    let (Some(model), Some(tokenizer)) = (
+        manifest.find(embed::MINILM_MODEL_ID),
+        manifest.find(embed::MINILM_TOKENIZER_ID),
+    ) else {
+        tracing::warn!("no embedding model is installed: /v1/embeddings answers 404");
+        return Ok(None);
+    };
+    if !ember_models::onnx::is_initialized() {
+        return Ok(None);
+    }
+    let config = EmbedConfig {
+        max_tokens: args.embed_max_tokens.max(2),
+        truncate: args.embed_truncate,
+        batch_tokens: args.embed_batch_tokens,
+        max_wait: std::time::Duration::from_millis(args.embed_max_wait_ms),
+        queue_capacity: args.embed_queue.max(1),
+        threads: args.embed_threads.max(1),
+    };
+    let engine = EmbedEngine::load(embed::MINILM_MODEL_ID, &model.path, &tokenizer.path, config)?;
+    tracing::info!(model = engine.id(), "embedder ready");
+    Ok(Some(engine))
+}
+
+/// open_nsfw when installed, plus operator classifiers in `<models>/classifiers/`.
+fn load_classifiers(manifest: &Manifest, args: &AsrArgs) -> anyhow::Result<Option<ClassifyEngine>> {
+    if !ember_models::onnx::is_initialized() {
+        return Ok(None);
+    }
+    let mut classifiers: Vec<ClassifierManifest> = manifest
+        .find(classify::OPEN_NSFW_ID)
+        .map(|m| ClassifierManifest::open_nsfw(m.path.clone()))
+        .into_iter()
+        .collect();
+    classifiers.extend(ClassifierManifest::read_installed(&args.models_dir()));
+    if classifiers.is_empty() {
+        tracing::warn!("no image classifier is installed: /v1/images/classifications answers 404");
+        return Ok(None);
+    }
+    let engine = ClassifyEngine::new(
+        classifiers,
+        args.workers.classify_workers,
+        args.workers.classify_queue,
+    )?;
+    tracing::info!(classifiers = ?engine.names(), "image classifiers ready");
+    Ok(Some(engine))
 }
 
 /// `tdnn_ffn` from the installed `hama` files plus operator manifests in

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use ember_models::classify::ClassifyEngine;
+use ember_models::embed::EmbedEngine;
 use ember_models::{AlignEngine, AsrEngine, GuardConfig, VadEngine};
 use ember_protocol::ErrorCode;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -34,6 +36,10 @@ pub struct Models {
     /// CTC forced aligners; `None` when none is installed (or ONNX Runtime is missing):
     /// words are then timed by Whisper DTW.
     pub align: Option<AlignEngine>,
+    /// Sentence embeddings; `None` when not installed.
+    pub embed: Option<EmbedEngine>,
+    /// Image classifiers; `None` when none is installed.
+    pub classify: Option<ClassifyEngine>,
 }
 
 impl Limits {

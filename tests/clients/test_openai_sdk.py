@@ -245,3 +245,20 @@ def test_auth_with_key(auth_base_url):
     assert err.status_code == 401
     assert err.request_id, "401 must carry x-request-id"
     assert isinstance(err.body, dict) and err.body.get("type") == "invalid_request_error", err.body
+
+
+def test_embeddings_sdk_base64_and_float(client):
+    """The SDK asks for base64 by default and decodes it to floats itself."""
+    texts = ["The quick brown fox.", "A sentence about speech recognition servers."]
+    result = client.embeddings.create(model="text-embedding-3-small", input=texts)
+    assert [d.index for d in result.data] == [0, 1]
+    assert all(len(d.embedding) == 384 for d in result.data)
+    floats = client.embeddings.create(model="all-MiniLM-L6-v2", input=texts, encoding_format="float")
+    for a, b in zip(result.data, floats.data):
+        assert max(abs(x - y) for x, y in zip(a.embedding, b.embedding)) < 1e-6
+    assert result.usage.prompt_tokens > 0
+    short = client.embeddings.create(model="all-MiniLM-L6-v2", input="hello", dimensions=32)
+    assert len(short.data[0].embedding) == 32
+    with pytest.raises(openai.BadRequestError) as error:
+        client.embeddings.create(model="all-MiniLM-L6-v2", input=[])
+    assert "input" in str(error.value)

@@ -4,8 +4,10 @@
 mod accuracy;
 mod alignment;
 mod audio;
+mod embeddings;
 mod errors;
 mod formats;
+mod images;
 mod lifecycle;
 mod longform;
 mod no_speech;

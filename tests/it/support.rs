@@ -110,6 +110,7 @@ pub fn start(spec: ServerSpec) -> TestServer {
                     vad_sessions: 2,
                     align_workers: 1,
                     align_queue: 16,
+                    workers: Default::default(),
                 };
                 let limits = Limits {
                     max_upload_bytes: spec.max_upload_bytes,

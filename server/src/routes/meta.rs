@@ -28,29 +28,53 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
-/// OpenAI-style model list: installed models plus the hosted aliases that map onto the default.
+/// OpenAI-style model list: every installed model with its `kind` (`audio`,
+/// `alignment`, `embedding`, `image_classification`), plus the hosted aliases that map
+/// onto the default ASR model.
 pub async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
-    let engine = state.engine()?;
-    let registry = engine.registry();
-    let entry = |id: &str, maps_to: &str| {
+    let models = state.models()?;
+    let registry = models.asr.registry();
+    let entry = |id: &str, kind: &str, maps_to: &str| {
         json!({
             "id": id,
             "object": "model",
             "created": 0,
             "owned_by": "ember",
-            "kind": "audio",
+            "kind": kind,
             "maps_to": maps_to,
             "supports_chat": false,
-            "supports_image_input": false,
+            "supports_image_input": kind == "image_classification",
             "supports_tools": false,
         })
     };
-    let mut data: Vec<serde_json::Value> = registry.models().map(|m| entry(&m.id, &m.id)).collect();
+    let mut data: Vec<serde_json::Value> = registry
+        .models()
+        .map(|m| entry(&m.id, "audio", &m.id))
+        .collect();
     data.extend(
         ember_models::registry::DEFAULT_ALIASES
             .iter()
-            .map(|alias| entry(alias, registry.default_id())),
+            .map(|alias| entry(alias, "audio", registry.default_id())),
     );
+    let aligners = models.align.as_ref().map(|a| a.names()).unwrap_or_default();
+    for name in aligners
+        .iter()
+        .map(String::as_str)
+        .chain(["whisper", "whisper_tokens"])
+    {
+        data.push(entry(name, "alignment", name));
+    }
+    if let Some(embed) = &models.embed {
+        data.push(entry(embed.id(), "embedding", embed.id()));
+    }
+    for name in models
+        .classify
+        .as_ref()
+        .map(|c| c.names())
+        .unwrap_or_default()
+    {
+        data.push(entry(&name, "image_classification", &name));
+    }
     Ok(Json(json!({ "object": "list", "data": data })))
 }
 

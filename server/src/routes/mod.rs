@@ -2,6 +2,8 @@
 
 pub mod alignments;
 pub mod audio;
+pub mod embeddings;
+pub mod images;
 pub mod meta;
 pub mod page;
 pub mod vad;
