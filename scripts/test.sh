@@ -7,6 +7,7 @@ source scripts/env.sh
 scripts/ensure-deps.sh
 scripts/ensure-browser.sh
 scripts/ensure-espeak.sh
+scripts/ensure-venv.sh
 echo "== cargo fmt"; cargo fmt --all -- --check
 echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== models"; cargo run -q -p ember-server -- models install --set test

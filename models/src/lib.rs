@@ -8,6 +8,7 @@ pub mod embed;
 pub mod error;
 pub mod ggml;
 pub mod guard;
+pub mod llm;
 pub mod onnx;
 pub mod packages;
 pub mod pool;

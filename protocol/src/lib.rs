@@ -6,6 +6,7 @@
 //! (PROTOCOL §1.3). No I/O, no HTTP types: the server maps these onto axum.
 
 pub mod base64;
+pub mod chat;
 pub mod embeddings;
 pub mod error;
 pub mod form;

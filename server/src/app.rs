@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::require_key;
 use crate::error::ApiError;
-use crate::routes::{alignments, audio, embeddings, images, meta, vad};
+use crate::routes::{alignments, audio, chat, embeddings, images, meta, vad};
 use crate::state::AppState;
 
 /// Multipart framing and text fields on top of the audio itself.
@@ -56,6 +56,11 @@ pub fn app(state: AppState) -> Router {
                 &format!("{prefix}/embeddings"),
                 post(embeddings::embeddings),
             )
+            .route(
+                &format!("{prefix}/chat/completions"),
+                post(chat::chat_completions),
+            )
+            .route(&format!("{prefix}/completions"), post(chat::completions))
             .route(
                 &format!("{prefix}/images/classifications"),
                 post(images::classifications),

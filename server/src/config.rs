@@ -132,6 +132,12 @@ pub struct WorkerArgs {
     /// Images that may wait before 429.
     #[arg(long, env = "EMBER_CLASSIFY_QUEUE", default_value_t = 16)]
     pub classify_queue: usize,
+    /// Generations interleaved token by token on the one generator thread; more wait.
+    #[arg(long, env = "EMBER_LLM_MAX_ACTIVE", default_value_t = 4)]
+    pub llm_max_active: usize,
+    /// Generations that may wait before 429.
+    #[arg(long, env = "EMBER_LLM_QUEUE", default_value_t = 32)]
+    pub llm_queue: usize,
 }
 
 impl Default for WorkerArgs {
@@ -145,6 +151,8 @@ impl Default for WorkerArgs {
             embed_threads: 1,
             classify_workers: 1,
             classify_queue: 16,
+            llm_max_active: 4,
+            llm_queue: 32,
         }
     }
 }

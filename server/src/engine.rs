@@ -16,6 +16,7 @@ use crate::config::{AsrArgs, WeightType, WorkerArgs};
 use crate::state::Models;
 use ember_models::classify::{self, ClassifierManifest, ClassifyEngine};
 use ember_models::embed::{self, EmbedConfig, EmbedEngine};
+use ember_models::llm::{self, LlmConfig, LlmEngine};
 
 /// Loads every installed model (seconds); used by `serve`, `transcribe` and tests.
 pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
@@ -27,6 +28,7 @@ pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
     let align = load_aligners(&manifest, args)?;
     let embed = load_embedder(&manifest, &args.workers)?;
     let classify = load_classifiers(&manifest, args)?;
+    let llm = load_llm(&manifest, &args.workers)?;
     let guard = args.hallucination_guard.then(GuardConfig::default);
     if guard.is_none() {
         tracing::warn!(
@@ -40,7 +42,30 @@ pub fn load_models(args: &AsrArgs) -> anyhow::Result<Models> {
         align,
         embed,
         classify,
+        llm,
     })
+}
+
+/// SmolLM2 when its Q8_0 GGUF and tokenizer are installed.
+fn load_llm(manifest: &Manifest, args: &WorkerArgs) -> anyhow::Result<Option<LlmEngine>> {
+    let (Some(model), Some(tokenizer)) = (
+        manifest.find(llm::SMOLLM2_ID),
+        manifest.find(llm::SMOLLM2_TOKENIZER_ID),
+    ) else {
+        tracing::warn!("no chat model is installed: /v1/chat/completions answers 404");
+        return Ok(None);
+    };
+    let config = LlmConfig {
+        max_active: args.llm_max_active.max(1),
+        queue_capacity: args.llm_queue.max(1),
+    };
+    let engine = LlmEngine::load(llm::SMOLLM2_ID, &model.path, &tokenizer.path, config)?;
+    tracing::info!(
+        model = engine.id(),
+        context = engine.context_length(),
+        "chat model ready"
+    );
+    Ok(Some(engine))
 }
 
 /// all-MiniLM-L6-v2 when its model and tokenizer are installed (needs ONNX Runtime).

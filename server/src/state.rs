@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use ember_models::classify::ClassifyEngine;
 use ember_models::embed::EmbedEngine;
+use ember_models::llm::LlmEngine;
 use ember_models::{AlignEngine, AsrEngine, GuardConfig, VadEngine};
 use ember_protocol::ErrorCode;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -40,6 +41,8 @@ pub struct Models {
     pub embed: Option<EmbedEngine>,
     /// Image classifiers; `None` when none is installed.
     pub classify: Option<ClassifyEngine>,
+    /// The chat model; `None` when not installed.
+    pub llm: Option<LlmEngine>,
 }
 
 impl Limits {

@@ -4,6 +4,7 @@
 mod accuracy;
 mod alignment;
 mod audio;
+mod chat;
 mod embeddings;
 mod errors;
 mod formats;

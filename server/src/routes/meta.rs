@@ -75,6 +75,13 @@ pub async fn models(State(state): State<AppState>) -> Result<Json<serde_json::Va
     {
         data.push(entry(&name, "image_classification", &name));
     }
+    if let Some(llm) = &models.llm {
+        let mut chat = entry(llm.id(), "chat", llm.id());
+        chat["supports_chat"] = json!(true);
+        chat["supports_tools"] = json!(true);
+        chat["context_length"] = json!(llm.context_length());
+        data.push(chat);
+    }
     Ok(Json(json!({ "object": "list", "data": data })))
 }
 

@@ -2,6 +2,7 @@
 
 pub mod alignments;
 pub mod audio;
+pub mod chat;
 pub mod embeddings;
 pub mod images;
 pub mod meta;

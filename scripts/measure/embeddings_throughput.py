@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""Throughput of `POST /v1/embeddings` (sentences/s), dynamic batching on vs off, and the
+Python reference (plain onnxruntime) on the same sentences.
+
+  $EMBER_VENV/bin/python scripts/measure/embeddings_throughput.py \
+      --sentences 512 --concurrency 16 --rounds 3 --threads 1 --json ~/.cache/ember/measure/embed.json
+
+Starts two `ember serve` (EMBER_EMBED_BATCH_TOKENS=16384 "on" and 0 "off", EMBER_EMBED_THREADS
+= --threads, EMBER_ASR_WORKERS=1, EMBER_MODELS_DIR passed through) on free ports, warms them up,
+then per round, alternating on/off:
+  - concurrent: N sentences, C client threads (one requests.Session each), ONE sentence per
+    request (the case batching is for); sentences/s = N / wall time of the whole set;
+  - one request: all N sentences in one `input` array (split at 2048, the API limit);
+and runs `scripts/reference/embeddings_ref.py --bench N --batch 32|1 --threads T`.
+Prints the medians over rounds, the on/off ratio and, with --json, writes every figure.
+Needs `requests` (the ember venv has it). Same sentence generator and seed as the reference.
+"""
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+import common
+from common import log
+
+try:
+    import requests
+except ImportError:
+    sys.exit("embeddings_throughput.py needs requests: run it with $EMBER_VENV/bin/python")
+
+LOG_DIR = os.path.join(common.MEASURE_DIR, "embeddings_throughput")
+VENV = os.environ.get("EMBER_VENV", os.path.join(common.CACHE, "venv"))
+REF = os.path.join(common.REPO, "scripts", "reference", "embeddings_ref.py")
+MAX_INPUTS = 2048
+
+
+def sentences(n, seed=0):
+    """As embeddings_ref.sentences: 5-40 words from a fixed vocabulary, seeded."""
+    words = ("the a quick brown fox jumps over lazy dog server speech model audio stream "
+             "request latency token batch vector search index query result fast slow small "
+             "large network memory thread core Ember transcribes whisper embedding image "
+             "safe review cache disk file user answer question today tomorrow because while "
+             "unbelievably internationalisation 2024 42 3.14 naïve café").split()
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) + "."
+            for _ in range(n)]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, binary, name, batch_tokens, threads):
+        port = free_port()
+        self.name, self.url = name, "http://127.0.0.1:%d" % port
+        env = dict(os.environ, EMBER_PORT=str(port), EMBER_EMBED_BATCH_TOKENS=str(batch_tokens),
+                   EMBER_EMBED_THREADS=str(threads), EMBER_ASR_WORKERS="1")
+        env.setdefault("RUST_LOG", "info")
+        env.pop("EMBER_API_KEYS", None)
+        os.makedirs(LOG_DIR, exist_ok=True)
+        self.log_path = os.path.join(LOG_DIR, "serve-%s-%s.log" % (name, time.strftime("%Y%m%dT%H%M%S")))
+        self.logf = open(self.log_path, "w")
+        log("[server %s] %s serve  (port %d, batch_tokens %d, log %s)" % (name, binary, port, batch_tokens, self.log_path))
+        self.proc = subprocess.Popen([binary, "serve"], env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, timeout=120):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ember serve (%s) exited %s; see %s" % (self.name, self.proc.returncode, self.log_path))
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError("ember serve (%s) not healthy after %d s; see %s" % (self.name, timeout, self.log_path))
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+def post(session, url, texts):
+    r = session.post(url + "/v1/embeddings", json={"input": texts}, timeout=300)
+    if r.status_code != 200:
+        raise RuntimeError("HTTP %d: %s" % (r.status_code, r.text[:300]))
+    n = len(r.json()["data"])
+    if n != (len(texts) if isinstance(texts, list) else 1):
+        raise RuntimeError("got %d embeddings for %d inputs" % (n, len(texts)))
+
+
+def concurrent_run(pool, sessions, url, texts):
+    """N / wall seconds, each of the C threads posting its slice one sentence at a time."""
+    c = len(sessions)
+
+    def worker(k):
+        for t in texts[k::c]:
+            post(sessions[k], url, t)
+
+    t0 = time.perf_counter()
+    list(pool.map(worker, range(c)))
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def one_request_run(session, url, texts):
+    t0 = time.perf_counter()
+    for i in range(0, len(texts), MAX_INPUTS):
+        post(session, url, texts[i : i + MAX_INPUTS])
+    return len(texts) / (time.perf_counter() - t0)
+
+
+def reference_run(n, batch, threads):
+    cmd = [os.path.join(VENV, "bin", "python"), REF, "--bench", str(n), "--batch", str(batch), "--threads", str(threads)]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=common.REPO)
+    if p.returncode != 0:
+        raise RuntimeError("%s failed (%d): %s" % (" ".join(cmd), p.returncode, p.stderr[-500:]))
+    return json.loads(p.stdout.strip().splitlines()[-1])["sentences_per_s"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=common.ember_bin(), help="ember binary (default: %(default)s)")
+    ap.add_argument("--sentences", type=int, default=512, metavar="N")
+    ap.add_argument("--concurrency", type=int, default=16, metavar="C")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="EMBER_EMBED_THREADS and the reference's --threads")
+    ap.add_argument("--no-reference", action="store_true", help="skip embeddings_ref.py")
+    ap.add_argument("--no-wait", action="store_true", help="skip the contention guard")
+    ap.add_argument("--json", metavar="PATH", help="also write the figures here")
+    args = ap.parse_args()
+    if not os.path.isfile(args.bin):
+        sys.exit("no ember binary at %s (--bin or EMBER_BIN)" % args.bin)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
+
+    texts = sentences(args.sentences)
+    configs = [("on", 16384), ("off", 0)]
+    res = {c: {"concurrent": [], "one_request": []} for c, _ in configs}
+    ref = {"batch32": [], "batch1": []}
+    note = None if args.no_wait else common.wait_quiet()
+    servers, sessions = {}, []
+    pool = cf.ThreadPoolExecutor(args.concurrency)
+    try:
+        for name, bt in configs:
+            servers[name] = Server(args.bin, name, bt, args.threads)
+        for s in servers.values():
+            s.wait_healthy()
+        sessions = [requests.Session() for _ in range(args.concurrency)]
+        for s in servers.values():  # warm-up: every session connects, a few batches run
+            list(pool.map(lambda k: post(sessions[k], s.url, texts[k % len(texts)]), range(args.concurrency)))
+            post(sessions[0], s.url, texts[:64])
+        for rnd in range(1, args.rounds + 1):
+            for name, _ in configs:
+                url = servers[name].url
+                res[name]["concurrent"].append(concurrent_run(pool, sessions, url, texts))
+                res[name]["one_request"].append(one_request_run(sessions[0], url, texts))
+                log("[round %d] batching %-3s  concurrent %.1f s/s  one request %.1f s/s"
+                    % (rnd, name, res[name]["concurrent"][-1], res[name]["one_request"][-1]))
+            if not args.no_reference:
+                for b in (32, 1):
+                    ref["batch%d" % b].append(reference_run(args.sentences, b, args.threads))
+                log("[round %d] reference  batch 32 %.1f s/s  batch 1 %.1f s/s"
+                    % (rnd, ref["batch32"][-1], ref["batch1"][-1]))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for s in sessions:
+            s.close()
+        for s in servers.values():
+            s.stop()
+
+    med = lambda xs: round(statistics.median(xs), 1) if xs else None  # noqa: E731
+    rows = [("ember batching on", med(res["on"]["concurrent"]), med(res["on"]["one_request"])),
+            ("ember batching off", med(res["off"]["concurrent"]), med(res["off"]["one_request"]))]
+    ratio = tuple(round(a / b, 2) for a, b in zip(rows[0][1:], rows[1][1:]))
+    print("\nN=%d sentences, C=%d clients, threads=%d, %d round(s); median sentences/s"
+          % (args.sentences, args.concurrency, args.threads, args.rounds))
+    print("| %-22s | %22s | %16s |" % ("config", "concurrent, 1/request", "one request of N"))
+    print("|%s|%s|%s|" % ("-" * 24, "-" * 24, "-" * 18))
+    for r in rows:
+        print("| %-22s | %22s | %16s |" % r)
+    print("| %-22s | %21sx | %15sx |" % (("ratio on/off",) + ratio))
+    if not args.no_reference:
+        print("| %-22s | %22s | %16s |" % ("reference batch 32", "", med(ref["batch32"])))
+        print("| %-22s | %22s | %16s |" % ("reference batch 1", "", med(ref["batch1"])))
+    if args.json:
+        out = {"binary": args.bin, "binary_mtime": time.ctime(os.path.getmtime(args.bin)),
+               "sentences": args.sentences, "concurrency": args.concurrency, "threads": args.threads,
+               "rounds": args.rounds, "runs": res, "reference_runs": ref, "contention": note,
+               "median": {"on": dict(zip(("concurrent", "one_request"), rows[0][1:])),
+                          "off": dict(zip(("concurrent", "one_request"), rows[1][1:])),
+                          "ratio_on_off": dict(zip(("concurrent", "one_request"), ratio)),
+                          "reference_batch32": med(ref["batch32"]), "reference_batch1": med(ref["batch1"])}}
+        with open(os.path.expanduser(args.json), "w") as f:
+            json.dump(out, f, indent=1)
+        log("wrote %s" % args.json)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The `instructor` library (structured outputs over the OpenAI SDK), unchanged, pointed
+at Ember's `/v1/chat/completions` (SmolLM2-135M-Instruct).
+
+Instructor is the most common way Python code asks an OpenAI-compatible server for a
+Pydantic object: TOOLS mode sends the model's JSON schema as a forced function
+(`tools` + named `tool_choice`) and parses `tool_calls[0].function.arguments`; JSON mode
+sends `response_format={"type": "json_object"}` plus the schema in a system message;
+MD_JSON asks for a fenced ```json block with no constraint at all. `create_partial` and
+`create_iterable` stream (`stream=True`) and parse the tool-call arguments as they come.
+
+Ember constrains tool-call arguments to the schema, so in TOOLS mode the first answer
+must validate: those tests run with `max_retries=0` (one request) and count the requests
+with instructor's hooks. The model is tiny (135M parameters), so extracted values are
+checked loosely (types and ranges) except where greedy decoding reliably gets them right."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import instructor
+import openai
+import pytest
+from pydantic import BaseModel, Field, field_validator
+
+MODEL = "smollm2-135m-instruct"
+JASON = [{"role": "user", "content": "Extract the user: Jason is 25 years old."}]
+
+
+class User(BaseModel):
+    name: str
+    age: int
+
+
+class Status(str, Enum):
+    scheduled = "scheduled"
+    cancelled = "cancelled"
+    done = "done"
+
+
+class Person(BaseModel):
+    name: str
+
+
+class Meeting(BaseModel):
+    title: str
+    # maxItems keeps a looping model from filling the context with attendees.
+    attendees: list[Person] = Field(max_length=5)
+    status: Status
+
+
+class CheckedUser(BaseModel):
+    name: str
+    age: int
+
+    @field_validator("age")
+    @classmethod
+    def age_not_negative(cls, age: int) -> int:
+        if age < 0:
+            raise ValueError("age must be >= 0")
+        return age
+
+    @field_validator("name")
+    @classmethod
+    def name_not_blank(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("name must not be blank")
+        return name
+
+
+@pytest.fixture(scope="module")
+def openai_client(base_url):
+    return openai.OpenAI(base_url=f"{base_url}/v1", api_key="x", max_retries=0, timeout=300)
+
+
+def patched(openai_client, mode: instructor.Mode):
+    """An instructor client in `mode`, and the list its hooks fill with each request's
+    kwargs and each raw response (so a test can say how many requests were made)."""
+    client = instructor.from_openai(openai_client, mode=mode)
+    calls: list[dict] = []
+    client.on("completion:kwargs", lambda *args, **kwargs: calls.append({"kwargs": kwargs}))
+    client.on("completion:response", lambda response: calls[-1].__setitem__("response", response))
+    return client, calls
+
+
+def check_user(user) -> None:
+    assert isinstance(user, User), type(user)
+    User.model_validate(user.model_dump())
+    assert isinstance(user.name, str) and user.name.strip(), f"empty name: {user!r}"
+    assert isinstance(user.age, int) and 0 <= user.age <= 150, f"implausible age: {user!r}"
+
+
+# --------------------------------------------------------------------------- create
+
+
+def test_tools_mode_user(openai_client):
+    client, calls = patched(openai_client, instructor.Mode.TOOLS)
+    user, raw = client.chat.completions.create_with_completion(
+        model=MODEL, response_model=User, messages=JASON, temperature=0, max_retries=0
+    )
+    check_user(user)
+    assert len(calls) == 1, f"{len(calls)} requests for one create()"
+    sent = calls[0]["kwargs"]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "User"}}, sent["tool_choice"]
+    assert raw.choices[0].finish_reason == "tool_calls", raw.choices[0]
+    assert raw.choices[0].message.tool_calls[0].function.name == "User"
+    print(f"\n[instructor] TOOLS -> {user!r}")
+
+
+def test_json_mode_user(openai_client):
+    """JSON mode constrains the output to *some* JSON object; matching the schema depends
+    on the model following the schema in the system prompt."""
+    client, calls = patched(openai_client, instructor.Mode.JSON)
+    user = client.chat.completions.create(
+        model=MODEL, response_model=User, messages=JASON, temperature=0, max_retries=1
+    )
+    check_user(user)
+    assert calls[0]["kwargs"]["response_format"] == {"type": "json_object"}
+    print(f"\n[instructor] JSON -> {user!r} after {len(calls)} request(s)")
+
+
+def test_md_json_mode_user(openai_client):
+    """MD_JSON sends no constraint: the model must write a ```json block on its own."""
+    client, calls = patched(openai_client, instructor.Mode.MD_JSON)
+    user = client.chat.completions.create(
+        model=MODEL, response_model=User, messages=JASON, temperature=0, max_retries=1
+    )
+    check_user(user)
+    print(f"\n[instructor] MD_JSON -> {user!r} after {len(calls)} request(s)")
+
+
+def test_tools_mode_nested_list_and_enum(openai_client):
+    """`$defs`/`$ref`s, an array of objects and a string enum in the tool's parameters."""
+    client, calls = patched(openai_client, instructor.Mode.TOOLS)
+    meeting = client.chat.completions.create(
+        model=MODEL,
+        response_model=Meeting,
+        messages=[{
+            "role": "user",
+            "content": "Extract the meeting: The budget review with Alice and Bob is scheduled for Friday.",
+        }],
+        temperature=0,
+        max_retries=0,
+    )
+    assert isinstance(meeting, Meeting), type(meeting)
+    Meeting.model_validate(meeting.model_dump())
+    assert isinstance(meeting.status, Status), meeting.status
+    assert isinstance(meeting.title, str)
+    assert isinstance(meeting.attendees, list) and len(meeting.attendees) <= 5, meeting.attendees
+    assert all(isinstance(p, Person) and isinstance(p.name, str) for p in meeting.attendees), meeting.attendees
+    assert len(calls) == 1
+    params = calls[0]["kwargs"]["tools"][0]["function"]["parameters"]
+    assert "$defs" in params, f"expected a schema with $defs, instructor sent {params}"
+    print(f"\n[instructor] nested -> {meeting!r}")
+
+
+def test_tools_mode_validators_with_max_retries(openai_client):
+    """Field validators the model can satisfy, with retries allowed: the result validates
+    (a retry would mean the constrained answer broke a validator)."""
+    client, calls = patched(openai_client, instructor.Mode.TOOLS)
+    user = client.chat.completions.create(
+        model=MODEL, response_model=CheckedUser, messages=JASON, temperature=0, max_retries=2
+    )
+    assert isinstance(user, CheckedUser)
+    CheckedUser.model_validate(user.model_dump())
+    assert user.age >= 0 and user.name.strip(), user
+    assert 1 <= len(calls) <= 3, f"{len(calls)} requests with max_retries=2"
+    print(f"\n[instructor] validators -> {user!r} after {len(calls)} request(s)")
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_create_partial_tools_mode(openai_client):
+    """`stream=True` with tools: Ember sends the whole tool call in one chunk at the end,
+    so there may be a single partial, and the last one is the complete object."""
+    client, _ = patched(openai_client, instructor.Mode.TOOLS)
+    partials = list(
+        client.chat.completions.create_partial(
+            model=MODEL, response_model=User, messages=JASON, temperature=0, max_retries=0
+        )
+    )
+    assert partials, "create_partial yielded nothing"
+    final = User.model_validate(partials[-1].model_dump())
+    check_user(final)
+    print(f"\n[instructor] partial: {len(partials)} partial(s), final {final!r}")
+
+
+def test_create_iterable_tools_mode(openai_client):
+    """`create_iterable` wraps the model in `{"tasks": [User, ...]}` and streams it."""
+    client, _ = patched(openai_client, instructor.Mode.TOOLS)
+    users = list(
+        client.chat.completions.create_iterable(
+            model=MODEL,
+            response_model=User,
+            messages=[{
+                "role": "user",
+                "content": "Extract every user: Jason is 25 years old. Sarah is 31 years old.",
+            }],
+            temperature=0,
+            max_retries=0,
+        )
+    )
+    assert users, "create_iterable yielded no users"
+    for user in users:
+        check_user(user)
+    print(f"\n[instructor] iterable -> {users!r}")
