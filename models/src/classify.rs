@@ -275,7 +275,10 @@ impl ClassifyEngine {
             "classify",
             workers.max(1),
             queue_capacity.max(1),
-            |_| HashMap::<String, Session>::new(),
+            |_| {
+                crate::pool::lower_thread_priority();
+                HashMap::<String, Session>::new()
+            },
             |sessions: &mut HashMap<String, Session>, job: ClassifyJob| {
                 if job.reply.is_closed() {
                     return;

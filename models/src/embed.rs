@@ -294,6 +294,7 @@ struct BatchWorker {
 
 impl BatchWorker {
     fn run(mut self) {
+        crate::pool::lower_thread_priority();
         while let Ok(first) = self.receiver.recv() {
             let jobs = self.gather(first);
             self.serve(jobs);

@@ -11,6 +11,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+/// Lowers the calling thread to the lowest CPU priority (Linux: nice 19). The chat,
+/// embedding and image workers call it: when the cores are contended, the ASR threads
+/// that serve live streams get nearly all of them, so a busy chat model cannot push a
+/// live caption late. Failure (e.g. no permission) is logged and ignored.
+pub fn lower_thread_priority() {
+    if let Err(error) =
+        thread_priority::set_current_thread_priority(thread_priority::ThreadPriority::Min)
+    {
+        tracing::debug!(?error, "could not lower the worker thread's priority");
+    }
+}
+
 /// Why a job could not be queued.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubmitError {

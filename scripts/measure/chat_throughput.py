@@ -43,7 +43,7 @@ except ImportError:
 LOG_DIR = os.path.join(common.MEASURE_DIR, "chat_throughput")
 PROMPTS = [
     "Write a detailed essay about the history of the printing press and its effects on Europe.",
-    "Explain step by step how a refrigerator works, in several paragraphs.",
+    "Explain in detail how a refrigerator works, covering the compressor, condenser, evaporator and refrigerant.",
     "Describe a day in the life of a lighthouse keeper in the nineteenth century.",
     "Give a long, thorough explanation of why the sky is blue and why sunsets are red.",
 ]

@@ -267,9 +267,15 @@ struct Scheduler {
 
 impl Scheduler {
     fn run(self) {
-        // One thread for every tensor op of the generator: the cores belong to ASR
-        // first, and one thread per generation beat two here (DESIGN §3).
-        let pool = match rayon::ThreadPoolBuilder::new().num_threads(1).build() {
+        // One thread for every tensor op of the generator, at the lowest priority: the
+        // cores belong to ASR first, and one thread per generation beat two here
+        // (DESIGN §3). `install` runs the loop on the pool's thread.
+        let pool = match rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .thread_name(|_| "llm-compute".to_string())
+            .start_handler(|_| crate::pool::lower_thread_priority())
+            .build()
+        {
             Ok(pool) => pool,
             Err(e) => {
                 tracing::error!(error = %e, "could not build the generator thread pool");

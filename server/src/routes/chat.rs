@@ -474,3 +474,19 @@ impl Meta {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_argument_objects_are_closed_unless_the_schema_says_otherwise() {
+        let mut schema = json!({"type": "object", "properties": {
+            "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+            "c": {"type": "object", "properties": {}, "additionalProperties": true}}});
+        close_objects(&mut schema);
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["properties"]["a"]["additionalProperties"], false);
+        assert_eq!(schema["properties"]["c"]["additionalProperties"], true);
+    }
+}
