@@ -16,8 +16,9 @@ alternated by round (odd rounds unloaded first, even rounds loaded first):
     temperature 0, prompts cycled, a new one as soon as one ends) and another posts
     `/v1/embeddings` with 32 sentences each, back to back; the load starts --settle s before
     the first clip and stops (the chat stream is closed, which cancels it) after the last.
-Reports end->final p50 / p95 per condition (clips pooled over rounds), the loaded/unloaded
-ratios, and the load actually applied (chat chunks/s, embedded sentences/s). Needs
+Reports end->final p50 / p95 per condition (clips pooled over rounds; also with a missed
+final counted at the flush reply, which the verdict uses), the loaded/unloaded ratios, and
+the load actually applied (chat chunks/s, embedded sentences/s). Needs
 websocket-client and requests: run it with $EMBER_VENV/bin/python.
 """
 

@@ -5,7 +5,8 @@ Instructor is the most common way Python code asks an OpenAI-compatible server f
 Pydantic object: TOOLS mode sends the model's JSON schema as a forced function
 (`tools` + named `tool_choice`) and parses `tool_calls[0].function.arguments`; JSON mode
 sends `response_format={"type": "json_object"}` plus the schema in a system message;
-MD_JSON asks for a fenced ```json block with no constraint at all. `create_partial` and
+JSON_SCHEMA sends the schema as `response_format={"type": "json_schema", ...}`; MD_JSON
+asks for a fenced ```json block with no constraint at all. `create_partial` and
 `create_iterable` stream (`stream=True`) and parse the tool-call arguments as they come.
 
 Ember constrains tool-call arguments to the schema, so in TOOLS mode the first answer
@@ -19,6 +20,7 @@ from enum import Enum
 
 import instructor
 import openai
+from instructor.core import InstructorRetryException
 import pytest
 from pydantic import BaseModel, Field, field_validator
 
@@ -98,6 +100,8 @@ def test_tools_mode_user(openai_client):
         model=MODEL, response_model=User, messages=JASON, temperature=0, max_retries=0
     )
     check_user(user)
+    # Greedy decoding gets this one right (measured: User(name='Jason', age=25)).
+    assert "jason" in user.name.lower() and user.age == 25, user
     assert len(calls) == 1, f"{len(calls)} requests for one create()"
     sent = calls[0]["kwargs"]
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "User"}}, sent["tool_choice"]
@@ -106,6 +110,13 @@ def test_tools_mode_user(openai_client):
     print(f"\n[instructor] TOOLS -> {user!r}")
 
 
+@pytest.mark.xfail(
+    raises=InstructorRetryException,
+    strict=False,
+    reason="model quality, not the server: JSON mode only constrains the reply to *a* JSON "
+    "object; SmolLM2-135M ignores the schema in instructor's system prompt and answers "
+    "'{\"user\": \"Jason is 25 years old\"}' on both attempts (greedy), so User validation fails",
+)
 def test_json_mode_user(openai_client):
     """JSON mode constrains the output to *some* JSON object; matching the schema depends
     on the model following the schema in the system prompt."""
@@ -118,6 +129,13 @@ def test_json_mode_user(openai_client):
     print(f"\n[instructor] JSON -> {user!r} after {len(calls)} request(s)")
 
 
+@pytest.mark.xfail(
+    raises=InstructorRetryException,
+    strict=False,
+    reason="model quality, not the server: MD_JSON sends no constraint and SmolLM2-135M "
+    "copies the JSON *schema* ({\"properties\": {\"name\": ...}}) into the ```json block "
+    "instead of an instance, on both attempts (greedy)",
+)
 def test_md_json_mode_user(openai_client):
     """MD_JSON sends no constraint: the model must write a ```json block on its own."""
     client, calls = patched(openai_client, instructor.Mode.MD_JSON)
@@ -126,6 +144,18 @@ def test_md_json_mode_user(openai_client):
     )
     check_user(user)
     print(f"\n[instructor] MD_JSON -> {user!r} after {len(calls)} request(s)")
+
+
+def test_json_schema_mode_user(openai_client):
+    """JSON_SCHEMA mode (OpenAI structured outputs): `response_format={"type": "json_schema",
+    ...}` is constrained by Ember, so unlike JSON/MD_JSON the first answer must validate."""
+    client, calls = patched(openai_client, instructor.Mode.JSON_SCHEMA)
+    user = client.chat.completions.create(
+        model=MODEL, response_model=User, messages=JASON, temperature=0, max_retries=0
+    )
+    check_user(user)
+    assert calls[0]["kwargs"]["response_format"]["type"] == "json_schema"
+    print(f"\n[instructor] JSON_SCHEMA -> {user!r}")
 
 
 def test_tools_mode_nested_list_and_enum(openai_client):
