@@ -407,6 +407,8 @@ fn run_job(states: &mut WorkerStates, job: AsrJob, threads: usize, beam_size: u3
         return;
     }
     let started = Instant::now();
+    let _live =
+        (job.request.options.priority != Priority::Batch).then(crate::pool::LiveDecode::start);
     let result = decode(
         states,
         &job.model,

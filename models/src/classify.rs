@@ -283,6 +283,7 @@ impl ClassifyEngine {
                 if job.reply.is_closed() {
                     return;
                 }
+                crate::pool::yield_to_live_audio();
                 let result = if Instant::now() >= job.deadline {
                     Err(ModelError::DeadlineExceeded)
                 } else {

@@ -36,7 +36,8 @@ pub struct EmbedConfig {
     /// Cut longer inputs to `max_tokens` (true) or refuse them with a 400 (false).
     pub truncate: bool,
     /// Padded tokens (sequences × longest) one ORT batch may hold; 0 turns batching off
-    /// (every sequence runs alone).
+    /// (every sequence runs alone). Big batches pay on accelerators; on small CPUs
+    /// their activations outgrow the cache (see the server's default).
     pub batch_tokens: usize,
     /// How long the batcher waits for more requests once it has one.
     pub max_wait: Duration,
@@ -51,7 +52,7 @@ impl Default for EmbedConfig {
         Self {
             max_tokens: 256,
             truncate: true,
-            batch_tokens: 16_384,
+            batch_tokens: 256,
             max_wait: Duration::from_millis(2),
             queue_capacity: 64,
             threads: 1,
@@ -342,6 +343,7 @@ impl BatchWorker {
             live.iter().map(|j| vec![None; j.sequences.len()]).collect();
         let mut failure: Option<String> = None;
         for batch in self.batches(&live, &order) {
+            crate::pool::yield_to_live_audio();
             let sequences: Vec<&[u32]> = batch
                 .iter()
                 .map(|&(j, s)| live[j].sequences[s].as_slice())

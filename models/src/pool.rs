@@ -23,6 +23,39 @@ pub fn lower_thread_priority() {
     }
 }
 
+/// Live-audio decodes (stream partials and finals) running right now, process-wide.
+static LIVE_DECODES: AtomicUsize = AtomicUsize::new(0);
+/// The longest one background step waits for live decodes to finish: background work
+/// slows down under live load but never stops.
+const MAX_YIELD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Marks a live decode as running until dropped (held by the ASR worker).
+pub struct LiveDecode(());
+
+impl LiveDecode {
+    pub fn start() -> Self {
+        LIVE_DECODES.fetch_add(1, Ordering::Relaxed);
+        Self(())
+    }
+}
+
+impl Drop for LiveDecode {
+    fn drop(&mut self) {
+        LIVE_DECODES.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Called by background workers (chat, embeddings, images) between steps: while a
+/// live decode runs, wait (up to [`MAX_YIELD`]) so it has the cores to itself. Nice
+/// 19 alone left live finals 1.8x slower under a chat + embedding load on 2 cores
+/// (hyper-threads and caches are shared whatever the priority).
+pub fn yield_to_live_audio() {
+    let started = std::time::Instant::now();
+    while LIVE_DECODES.load(Ordering::Relaxed) > 0 && started.elapsed() < MAX_YIELD {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
 /// Why a job could not be queued.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SubmitError {

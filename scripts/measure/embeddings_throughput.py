@@ -5,7 +5,7 @@ Python reference (plain onnxruntime) on the same sentences.
   $EMBER_VENV/bin/python scripts/measure/embeddings_throughput.py \
       --sentences 512 --concurrency 16 --rounds 3 --threads 1 --json ~/.cache/ember/measure/embed.json
 
-Starts two `ember serve` (EMBER_EMBED_BATCH_TOKENS=16384 "on" and 0 "off", EMBER_EMBED_THREADS
+Starts two `ember serve` (EMBER_EMBED_BATCH_TOKENS=--batch-tokens (default 256) "on" and 0 "off", EMBER_EMBED_THREADS
 = --threads, EMBER_ASR_WORKERS=1, EMBER_MODELS_DIR passed through) on free ports, warms them up,
 then per round, alternating on/off:
   - concurrent: N sentences, C client threads (one requests.Session each), ONE sentence per
@@ -142,6 +142,7 @@ def main():
     ap.add_argument("--sentences", type=int, default=512, metavar="N")
     ap.add_argument("--concurrency", type=int, default=16, metavar="C")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batch-tokens", type=int, default=256, help="EMBER_EMBED_BATCH_TOKENS of the 'on' server")
     ap.add_argument("--threads", type=int, default=1, help="EMBER_EMBED_THREADS and the reference's --threads")
     ap.add_argument("--no-reference", action="store_true", help="skip embeddings_ref.py")
     ap.add_argument("--no-wait", action="store_true", help="skip the contention guard")
@@ -152,7 +153,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
 
     texts = sentences(args.sentences)
-    configs = [("on", 16384), ("off", 0)]
+    configs = [("on", args.batch_tokens), ("off", 0)]
     res = {c: {"concurrent": [], "one_request": []} for c, _ in configs}
     ref = {"batch32": [], "batch1": []}
     note = None if args.no_wait else common.wait_quiet()

@@ -305,6 +305,7 @@ impl Scheduler {
             }
             // One token for each active sequence per round.
             for _ in 0..active.len() {
+                crate::pool::yield_to_live_audio();
                 let Some(mut sequence) = active.pop_front() else {
                     break;
                 };
