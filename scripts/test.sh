@@ -13,5 +13,8 @@ echo "== cargo clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== models"; cargo run -q -p ember-server -- models install --set test
 # One test at a time: test servers share 2 cores, and ggml threads that compete for
 # cores slow down 5-10x (DESIGN §3).
-echo "== cargo test"; RUST_TEST_THREADS=1 cargo test --workspace --all-targets
+echo "== cargo test (unit, benches)"
+RUST_TEST_THREADS=1 cargo test --workspace --all-targets --exclude ember-suite
+RUST_TEST_THREADS=1 cargo test -p ember-suite --benches
+echo "== cargo test (integration)"; scripts/integration-tests.sh
 echo "== python clients"; scripts/client-tests.sh

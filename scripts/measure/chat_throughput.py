@@ -19,15 +19,9 @@ end early: completion_tokens is reported with every figure):
 Prints medians over rounds as a table; --json PATH writes every run. Needs `requests`.
 """
 
-import argparse
 import concurrent.futures as cf
-import hashlib
 import json
 import os
-import signal
-import socket
-import statistics
-import subprocess
 import sys
 import time
 
@@ -54,64 +48,6 @@ SCHEMA = {"type": "object",
                          "key_points": {"type": "array", "items": {"type": "string"}}},
           "required": ["summary", "key_points"]}
 RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "summary", "schema": SCHEMA}}
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def binary_info(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return {"path": path, "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(path))),
-            "sha256": h.hexdigest()[:12]}
-
-
-class Server:
-    """One `ember serve` on a free port; log in log_dir; `url` and `ws_url` once healthy."""
-
-    def __init__(self, binary, name, log_dir=LOG_DIR, extra_args=(), env_extra=None):
-        port = free_port()
-        self.name, self.url = name, "http://127.0.0.1:%d" % port
-        self.ws_url = "ws://127.0.0.1:%d/v1/audio/transcriptions/streaming" % port
-        env = dict(os.environ, EMBER_HOST="127.0.0.1", EMBER_PORT=str(port), EMBER_ASR_WORKERS="1")
-        env.update(env_extra or {})
-        env.setdefault("RUST_LOG", "info")
-        env.pop("EMBER_API_KEYS", None)
-        os.makedirs(log_dir, exist_ok=True)
-        self.log_path = os.path.join(log_dir, "serve-%s-%s.log" % (name, time.strftime("%Y%m%dT%H%M%S")))
-        self.logf = open(self.log_path, "w")
-        self.args = [binary, "serve"] + list(extra_args)
-        log("[server %s] %s  (port %d, log %s)" % (name, " ".join(self.args), port, self.log_path))
-        self.proc = subprocess.Popen(self.args, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
-
-    def wait_healthy(self, timeout=300):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("ember serve (%s) exited %s; see %s" % (self.name, self.proc.returncode, self.log_path))
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError("ember serve (%s) not healthy after %d s; see %s" % (self.name, timeout, self.log_path))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
 
 
 def stream_chat(session, url, prompt, max_tokens, response_format=None, stop_event=None):
@@ -166,29 +102,18 @@ def concurrent_run(pool, sessions, url, prompts, max_tokens):
     return {"wall_s": wall, "completion_tokens": total, "aggregate_tokens_per_s": total / wall, "streams": runs}
 
 
-def med(xs, nd=1):
-    xs = [x for x in xs if x is not None]
-    return (round(statistics.median(xs), nd) if nd else int(statistics.median(xs))) if xs else None
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=common.ember_bin(), help="ember binary (default: %(default)s)")
+    ap = common.arg_parser(__doc__)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--prompts", type=int, default=len(PROMPTS), help="use the first N fixed prompts (max %d)" % len(PROMPTS))
     ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--no-wait", action="store_true", help="skip the contention guard")
-    ap.add_argument("--json", metavar="PATH", help="also write the figures here")
-    args = ap.parse_args()
-    if not os.path.isfile(args.bin):
-        sys.exit("no ember binary at %s (--bin or EMBER_BIN)" % args.bin)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
+    args = common.parse_args(ap)
     prompts = PROMPTS[: max(1, args.prompts)]
     single = {i: [] for i in range(len(prompts))}
     conc, cons = [], {"constrained": [], "unconstrained": []}
     note = None if args.no_wait else common.wait_quiet()
-    server = Server(args.bin, "chat")
+    server = common.Server(args.bin, "chat", LOG_DIR, env={"EMBER_ASR_WORKERS": "1"})
     sessions = [requests.Session() for _ in range(args.concurrency)]
     pool = cf.ThreadPoolExecutor(args.concurrency)
     try:
@@ -220,39 +145,34 @@ def main():
         server.stop()
 
     def row(name, rs, tps=None, per_stream=""):
-        m = lambda k, nd=1: med([r.get(k) for r in rs], nd)  # noqa: E731
+        m = lambda k, nd=1: common.median([r.get(k) for r in rs], nd)  # noqa: E731
         return (name, m("tokens_per_s") if tps is None else tps, per_stream, m("ttft_s", 3),
                 m("completion_tokens", 0), m("ms_per_token"), m("decode_ms_per_token"))
 
     streams = [s for c in conc for s in c["streams"]]
     rows = [row("single p%d" % i, rs) for i, rs in single.items()]
     rows.append(row("single, all prompts", [r for rs in single.values() for r in rs]))
-    rows.append(row("%d concurrent" % args.concurrency, streams, med([c["aggregate_tokens_per_s"] for c in conc]),
-                    med([s.get("tokens_per_s") for s in streams])))
+    rows.append(row("%d concurrent" % args.concurrency, streams, common.median([c["aggregate_tokens_per_s"] for c in conc]),
+                    common.median([s.get("tokens_per_s") for s in streams])))
     rows.append(row("unconstrained", cons["unconstrained"]))
     rows.append(row("constrained (JSON)", cons["constrained"]))
     u, c = rows[-2], rows[-1]
     ratio = [round(c[k] / u[k], 2) if c[k] and u[k] else None for k in (5, 6)]
     print("\nmax_tokens=%d, temperature 0, %d round(s); medians (per-stream columns: median over streams)"
           % (args.max_tokens, args.rounds))
-    hdr = ("condition", "tokens/s", "per-stream tok/s", "TTFT p50 (s)", "compl. tokens", "ms/token", "decode ms/token")
-    fmt_row = "| %-24s | %8s | %16s | %12s | %13s | %8s | %15s |"
-    print(fmt_row % hdr)
-    print("|" + "|".join("-" * (w + 2) for w in (24, 8, 16, 12, 13, 8, 15)) + "|")
-    for r in rows:
-        print(fmt_row % tuple("-" if x is None else x for x in r))
-    print(fmt_row % ("overhead constr/unconstr", "", "", "", "", "%sx" % ratio[0], "%sx" % ratio[1]))
+    common.print_table(
+        ("condition", "tokens/s", "per-stream tok/s", "TTFT p50 (s)", "compl. tokens", "ms/token", "decode ms/token"),
+        rows + [("overhead constr/unconstr", "", "", "", "", "%sx" % ratio[0], "%sx" % ratio[1])],
+        (24, 8, 16, 12, 13, 8, 15))
     if args.json:
-        out = {"binary": binary_info(args.bin), "max_tokens": args.max_tokens, "rounds": args.rounds,
+        out = {"binary": common.binary_info(args.bin), "max_tokens": args.max_tokens, "rounds": args.rounds,
                "concurrency": args.concurrency, "prompts": prompts, "constrained_prompt": CONSTRAINED_PROMPT,
                "schema": SCHEMA, "contention": note, "single": {prompts[i]: rs for i, rs in single.items()},
                "concurrent": conc, "constrained": cons,
                "median": {r[0]: dict(zip(("tokens_per_s", "per_stream_tokens_per_s", "ttft_p50_s", "completion_tokens",
                                           "ms_per_token", "decode_ms_per_token"), r[1:])) for r in rows},
                "overhead_ratio": {"ms_per_token": ratio[0], "decode_ms_per_token": ratio[1]}}
-        with open(os.path.expanduser(args.json), "w") as f:
-            json.dump(out, f, indent=1)
-        log("wrote %s" % args.json)
+        common.write_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -3,21 +3,32 @@
 - locating the `ember` binary and the shared test data,
 - waiting for a quiet machine before a timed run (contention guard),
 - running a command under `/usr/bin/time -v` and parsing wall time / peak RSS,
+- running `ember serve` on a free port for the HTTP/WebSocket measurements,
+- the command line, tables and JSON output those server scripts share,
 - text normalisation and word-level Levenshtein (WER) with an alignment.
 """
 
+import argparse
+import hashlib
+import http.client
 import json
 import os
 import re
+import signal
+import socket
+import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 
 HOME = os.path.expanduser("~")
 CACHE = os.environ.get("EMBER_CACHE_DIR", os.path.join(HOME, ".cache", "ember"))
 MEASURE_DIR = os.environ.get("EMBER_MEASURE_DIR", os.path.join(CACHE, "measure"))
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DATA_DIR = os.environ.get("EMBER_DATA_DIR", os.path.join(os.path.dirname(REPO), "shared", "data"))
+# scripts/reference: the Python reference implementations (sentences.py is stdlib only).
+REFERENCE_DIR = os.path.join(REPO, "scripts", "reference")
 
 
 def ember_bin():
@@ -30,6 +41,16 @@ def ember_bin():
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
+
+
+def binary_info(path):
+    """Path, mtime and sha256 prefix of a binary, to tell measured builds apart."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return {"path": path, "mtime": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(path))),
+            "sha256": h.hexdigest()[:12]}
 
 
 # ---------------------------------------------------------------- contention
@@ -190,6 +211,125 @@ def parse_transcribed_lines(stderr_text):
                 d["timings"] = m.group(1)
         out.append(d)
     return out
+
+
+# ---------------------------------------------------------------- ember serve
+
+STREAM_PATH = "/v1/audio/transcriptions/streaming"
+# The server is on 127.0.0.1: never go through an http_proxy from the environment.
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One `binary serve *args` on a free 127.0.0.1 port (EMBER_HOST / EMBER_PORT), with `env`
+    over os.environ (RUST_LOG=info unless set; EMBER_API_KEYS dropped, so no auth). Its
+    output goes to log_dir/serve-<name>-<time>.log (`log_path`), after a `$ command` line.
+    `url` and `ws_url` (the streaming endpoint) are usable once wait_healthy() returns;
+    stop() ends it (also after a failed start)."""
+
+    def __init__(self, binary, name, log_dir, args=(), env=None):
+        self.name, self.port = name, free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.ws_url = "ws://127.0.0.1:%d%s" % (self.port, STREAM_PATH)
+        env = dict(env or {})
+        full_env = dict(os.environ, EMBER_HOST="127.0.0.1", EMBER_PORT=str(self.port))
+        full_env.update(env)
+        full_env.setdefault("RUST_LOG", "info")
+        full_env.pop("EMBER_API_KEYS", None)
+        self.args = [binary, "serve"] + list(args)
+        command = " ".join(["%s=%s" % kv for kv in env.items()] + self.args)
+        os.makedirs(log_dir, exist_ok=True)
+        self.log_path = os.path.join(log_dir, "serve-%s-%s.log" % (name, time.strftime("%Y%m%dT%H%M%S")))
+        self.logf = open(self.log_path, "w", encoding="utf-8")
+        self.logf.write("$ %s\n" % command)
+        self.logf.flush()
+        log("[server %s] %s  (port %d, log %s)" % (name, command, self.port, self.log_path))
+        self.proc = subprocess.Popen(self.args, env=full_env, stdin=subprocess.DEVNULL,
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, timeout=300):
+        """Poll GET /health until it answers 200; RuntimeError if the server exits first or
+        `timeout` s pass (model loading on a cold cache takes a while)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("ember serve (%s) exited %s; see %s" % (self.name, self.proc.returncode, self.log_path))
+            try:
+                with _LOCAL.open(self.url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (OSError, http.client.HTTPException):  # not listening yet, or not ready (HTTP error)
+                pass
+            time.sleep(0.25)
+        raise RuntimeError("ember serve (%s) not healthy after %d s; see %s" % (self.name, timeout, self.log_path))
+
+    def stop(self):
+        """SIGTERM, SIGKILL after 15 s; close the log. Safe to call twice."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.logf.close()
+
+
+# ---------------------------------------------------------------- server scripts
+
+
+def arg_parser(doc):
+    """The parser of a server script: its docstring as the help text, then --bin. The script
+    adds its own options, then calls parse_args()."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=ember_bin(), help="ember binary (default: %(default)s)")
+    return ap
+
+
+def parse_args(ap):
+    """Add --no-wait and --json (last in --help), parse, check that --bin exists, and turn
+    SIGTERM into an exit so the script's `finally` stops its servers."""
+    ap.add_argument("--no-wait", action="store_true", help="skip the contention guard")
+    ap.add_argument("--json", metavar="PATH", help="also write the figures here")
+    args = ap.parse_args()
+    if not os.path.isfile(args.bin):
+        sys.exit("no ember binary at %s (--bin or EMBER_BIN)" % args.bin)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    return args
+
+
+def median(xs, nd=1):
+    """Median of the values that are not None, rounded to nd decimals (nd=0: an int);
+    None when there are none."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None
+    m = statistics.median(xs)
+    return round(m, nd) if nd else int(m)
+
+
+def print_table(header, rows, widths):
+    """A markdown table padded to `widths`: the first column left-aligned, the others
+    right-aligned; None prints as "-"."""
+    fmt = "| %%-%ds | " % widths[0] + " | ".join("%%%ds" % w for w in widths[1:]) + " |"
+    print(fmt % tuple(header))
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for r in rows:
+        print(fmt % tuple("-" if x is None else x for x in r))
+
+
+def write_json(path, obj):
+    """Write the figures to `path` (~ expanded) and say so on stderr."""
+    with open(os.path.expanduser(path), "w") as f:
+        json.dump(obj, f, indent=1)
+    log("wrote %s" % path)
 
 
 # ---------------------------------------------------------------- WER

@@ -16,20 +16,19 @@ Prints the medians over rounds, the on/off ratio and, with --json, writes every 
 Needs `requests` (the ember venv has it). Same sentence generator and seed as the reference.
 """
 
-import argparse
 import concurrent.futures as cf
 import json
 import os
-import random
-import signal
-import socket
-import statistics
 import subprocess
 import sys
 import time
 
-import common
-from common import log
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+from common import log  # noqa: E402
+
+sys.path.insert(0, common.REFERENCE_DIR)
+from sentences import sentences  # noqa: E402  (the reference's generator: stdlib only)
 
 try:
     import requests
@@ -38,65 +37,8 @@ except ImportError:
 
 LOG_DIR = os.path.join(common.MEASURE_DIR, "embeddings_throughput")
 VENV = os.environ.get("EMBER_VENV", os.path.join(common.CACHE, "venv"))
-REF = os.path.join(common.REPO, "scripts", "reference", "embeddings_ref.py")
+REF = os.path.join(common.REFERENCE_DIR, "embeddings_ref.py")
 MAX_INPUTS = 2048
-
-
-def sentences(n, seed=0):
-    """As embeddings_ref.sentences: 5-40 words from a fixed vocabulary, seeded."""
-    words = ("the a quick brown fox jumps over lazy dog server speech model audio stream "
-             "request latency token batch vector search index query result fast slow small "
-             "large network memory thread core Ember transcribes whisper embedding image "
-             "safe review cache disk file user answer question today tomorrow because while "
-             "unbelievably internationalisation 2024 42 3.14 naïve café").split()
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) + "."
-            for _ in range(n)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    def __init__(self, binary, name, batch_tokens, threads):
-        port = free_port()
-        self.name, self.url = name, "http://127.0.0.1:%d" % port
-        env = dict(os.environ, EMBER_PORT=str(port), EMBER_EMBED_BATCH_TOKENS=str(batch_tokens),
-                   EMBER_EMBED_THREADS=str(threads), EMBER_ASR_WORKERS="1")
-        env.setdefault("RUST_LOG", "info")
-        env.pop("EMBER_API_KEYS", None)
-        os.makedirs(LOG_DIR, exist_ok=True)
-        self.log_path = os.path.join(LOG_DIR, "serve-%s-%s.log" % (name, time.strftime("%Y%m%dT%H%M%S")))
-        self.logf = open(self.log_path, "w")
-        log("[server %s] %s serve  (port %d, batch_tokens %d, log %s)" % (name, binary, port, batch_tokens, self.log_path))
-        self.proc = subprocess.Popen([binary, "serve"], env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.logf, stderr=subprocess.STDOUT)
-
-    def wait_healthy(self, timeout=120):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("ember serve (%s) exited %s; see %s" % (self.name, self.proc.returncode, self.log_path))
-            try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError("ember serve (%s) not healthy after %d s; see %s" % (self.name, timeout, self.log_path))
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
 
 
 def post(session, url, texts):
@@ -137,20 +79,14 @@ def reference_run(n, batch, threads):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=common.ember_bin(), help="ember binary (default: %(default)s)")
+    ap = common.arg_parser(__doc__)
     ap.add_argument("--sentences", type=int, default=512, metavar="N")
     ap.add_argument("--concurrency", type=int, default=16, metavar="C")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--batch-tokens", type=int, default=256, help="EMBER_EMBED_BATCH_TOKENS of the 'on' server")
     ap.add_argument("--threads", type=int, default=1, help="EMBER_EMBED_THREADS and the reference's --threads")
     ap.add_argument("--no-reference", action="store_true", help="skip embeddings_ref.py")
-    ap.add_argument("--no-wait", action="store_true", help="skip the contention guard")
-    ap.add_argument("--json", metavar="PATH", help="also write the figures here")
-    args = ap.parse_args()
-    if not os.path.isfile(args.bin):
-        sys.exit("no ember binary at %s (--bin or EMBER_BIN)" % args.bin)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
+    args = common.parse_args(ap)
 
     texts = sentences(args.sentences)
     configs = [("on", args.batch_tokens), ("off", 0)]
@@ -161,9 +97,10 @@ def main():
     pool = cf.ThreadPoolExecutor(args.concurrency)
     try:
         for name, bt in configs:
-            servers[name] = Server(args.bin, name, bt, args.threads)
-        for s in servers.values():
-            s.wait_healthy()
+            servers[name] = common.Server(args.bin, name, LOG_DIR, env={
+                "EMBER_EMBED_BATCH_TOKENS": str(bt), "EMBER_EMBED_THREADS": str(args.threads), "EMBER_ASR_WORKERS": "1"})
+        for s in servers.values():  # both start loading at once
+            s.wait_healthy(timeout=120)
         sessions = [requests.Session() for _ in range(args.concurrency)]
         for s in servers.values():  # warm-up: every session connects, a few batches run
             list(pool.map(lambda k: post(sessions[k], s.url, texts[k % len(texts)]), range(args.concurrency)))
@@ -187,20 +124,16 @@ def main():
         for s in servers.values():
             s.stop()
 
-    med = lambda xs: round(statistics.median(xs), 1) if xs else None  # noqa: E731
+    med = common.median
     rows = [("ember batching on", med(res["on"]["concurrent"]), med(res["on"]["one_request"])),
             ("ember batching off", med(res["off"]["concurrent"]), med(res["off"]["one_request"]))]
     ratio = tuple(round(a / b, 2) for a, b in zip(rows[0][1:], rows[1][1:]))
     print("\nN=%d sentences, C=%d clients, threads=%d, %d round(s); median sentences/s"
           % (args.sentences, args.concurrency, args.threads, args.rounds))
-    print("| %-22s | %22s | %16s |" % ("config", "concurrent, 1/request", "one request of N"))
-    print("|%s|%s|%s|" % ("-" * 24, "-" * 24, "-" * 18))
-    for r in rows:
-        print("| %-22s | %22s | %16s |" % r)
-    print("| %-22s | %21sx | %15sx |" % (("ratio on/off",) + ratio))
+    table = rows + [("ratio on/off",) + tuple("%sx" % r for r in ratio)]
     if not args.no_reference:
-        print("| %-22s | %22s | %16s |" % ("reference batch 32", "", med(ref["batch32"])))
-        print("| %-22s | %22s | %16s |" % ("reference batch 1", "", med(ref["batch1"])))
+        table += [("reference batch 32", "", med(ref["batch32"])), ("reference batch 1", "", med(ref["batch1"]))]
+    common.print_table(("config", "concurrent, 1/request", "one request of N"), table, (22, 22, 16))
     if args.json:
         out = {"binary": args.bin, "binary_mtime": time.ctime(os.path.getmtime(args.bin)),
                "sentences": args.sentences, "concurrency": args.concurrency, "threads": args.threads,
@@ -209,9 +142,7 @@ def main():
                           "off": dict(zip(("concurrent", "one_request"), rows[1][1:])),
                           "ratio_on_off": dict(zip(("concurrent", "one_request"), ratio)),
                           "reference_batch32": med(ref["batch32"]), "reference_batch1": med(ref["batch1"])}}
-        with open(os.path.expanduser(args.json), "w") as f:
-            json.dump(out, f, indent=1)
-        log("wrote %s" % args.json)
+        common.write_json(args.json, out)
 
 
 if __name__ == "__main__":

@@ -22,10 +22,7 @@ the load actually applied (chat chunks/s, embedded sentences/s). Needs
 websocket-client and requests: run it with $EMBER_VENV/bin/python.
 """
 
-import argparse
-import json
 import os
-import signal
 import sys
 import threading
 import time
@@ -33,7 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 import stream_latency as sl  # noqa: E402  (exits with a hint when websocket-client is missing)
-from chat_throughput import PROMPTS, Server, binary_info, requests, stream_chat  # noqa: E402
+from chat_throughput import PROMPTS, requests, stream_chat  # noqa: E402
 from common import log  # noqa: E402
 from embeddings_throughput import post as embed_post, sentences  # noqa: E402
 
@@ -131,8 +128,7 @@ def ratio(a, b):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=common.ember_bin(), help="ember binary (default: %(default)s)")
+    ap = common.arg_parser(__doc__)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--model", default="tiny.en", help="streaming model (default tiny.en)")
     ap.add_argument("--clips", default=",".join(sl.DEFAULT_CLIPS), help="comma-separated manifest ids")
@@ -144,19 +140,15 @@ def main():
     ap.add_argument("--embed-batch", type=int, default=32, help="sentences per embeddings request")
     ap.add_argument("--settle", type=float, default=3.0, help="s of load before the first loaded clip")
     ap.add_argument("--bound", type=float, default=1.5, help="allowed loaded/unloaded ratio")
-    ap.add_argument("--no-wait", action="store_true", help="skip the contention guard")
-    ap.add_argument("--json", metavar="PATH", help="also write the figures here")
-    args = ap.parse_args()
-    if not os.path.isfile(args.bin):
-        sys.exit("no ember binary at %s (--bin or EMBER_BIN)" % args.bin)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so the finally below runs
+    args = common.parse_args(ap)
     clips = sl.load_clips([x for x in args.clips.split(",") if x][: args.n_clips])
     for c in clips:
         c.pcm  # decode up front, not inside a timed condition
     rows = {"unloaded": [], "loaded": []}
     loads = []
     note = None if args.no_wait else common.wait_quiet()
-    server = Server(args.bin, "isolation", LOG_DIR, ["--default-model", args.model])
+    server = common.Server(args.bin, "isolation", LOG_DIR, ["--default-model", args.model],
+                           env={"EMBER_ASR_WORKERS": "1"})
     try:
         server.wait_healthy()
         sl.latency_clip(server, args.model, clips[0], args)  # warm-up: model load, first session
@@ -198,13 +190,11 @@ def main():
     print("\nend→final (missed finals counted at the flush reply) within %.1fx of unloaded, p50 and p95: %s"
           % (args.bound, "YES" if within else "NO"))
     if args.json:
-        out = {"binary": binary_info(args.bin), "model": args.model, "rounds": args.rounds,
+        out = {"binary": common.binary_info(args.bin), "model": args.model, "rounds": args.rounds,
                "clips": [c.id for c in clips], "chat_max_tokens": args.chat_max_tokens,
                "embed_batch": args.embed_batch, "bound": args.bound, "contention": note,
                "summary": summ, "ratio_loaded_unloaded": rat, "within_bound": within, "load": loads, "runs": rows}
-        with open(os.path.expanduser(args.json), "w") as f:
-            json.dump(out, f, indent=1)
-        log("wrote %s" % args.json)
+        common.write_json(args.json, out)
 
 
 if __name__ == "__main__":

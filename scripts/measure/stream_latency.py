@@ -31,11 +31,9 @@ go after `--`, e.g. `-- --asr-workers 1 --asr-threads 2`. Results are merged int
 
 import argparse
 import array
-import hashlib
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -59,8 +57,6 @@ LOG_DIR = os.path.join(MEASURE_DIR, "stream_latency")
 SR = 16000
 FRAME_BYTES = 1600  # 50 ms
 FRAME_S = 0.05
-STREAM_PATH = "/v1/audio/transcriptions/streaming"
-LISTEN_RE = re.compile(r"ember listening on (http://\S+)")
 DEFAULT_CLIPS = [
     "jfk",
     "sense_and_sensibility_01_austen_64kb-0870",
@@ -179,69 +175,27 @@ def fmt(x, nd=2):
 
 
 def binary_info(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return "%s mtime=%s sha256=%s" % (path, time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(os.path.getmtime(path))),
-                                      h.hexdigest()[:12])
+    """common.binary_info on one line: `path mtime=... sha256=...`."""
+    return "%(path)s mtime=%(mtime)s sha256=%(sha256)s" % common.binary_info(path)
 
 
 # ---------------------------------------------------------------- server
 
 
-class Server:
+class Server(common.Server):
+    """`ember serve --default-model M` (+ the flags after `--`), healthy once constructed;
+    exits with a hint when the binary is missing or the server does not come up."""
+
     def __init__(self, model, extra):
-        os.makedirs(LOG_DIR, exist_ok=True)
-        self.model = model
-        self.bin = common.ember_bin()
-        if not os.path.isfile(self.bin):
-            sys.exit("no ember binary at %s (cargo build --release -p ember-server, or set EMBER_BIN)" % self.bin)
-        self.args = [self.bin, "serve", "--host", "127.0.0.1", "--port", "0", "--default-model", model] + list(extra)
-        self.log_path = os.path.join(LOG_DIR, "serve-%s-%s.log" % (model, time.strftime("%Y%m%dT%H%M%S")))
-        env = dict(os.environ)
-        env.setdefault("RUST_LOG", "info")
-        env.pop("EMBER_API_KEYS", None)
-        log("[server] " + " ".join(self.args))
-        self.proc = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=env)
-        self.url = None
-        found = threading.Event()
-        box = []
-
-        def drain():
-            with open(self.log_path, "w", encoding="utf-8") as out:
-                out.write("$ %s\n" % " ".join(self.args))
-                for raw in iter(self.proc.stdout.readline, b""):
-                    line = raw.decode("utf-8", "replace")
-                    out.write(line)
-                    out.flush()
-                    if not found.is_set():
-                        m = LISTEN_RE.search(line)
-                        if m:
-                            box.append(m.group(1).rstrip("/"))
-                            found.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        deadline = time.time() + 60
-        while not found.wait(0.1):
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                sys.exit("ember serve did not start; see %s" % self.log_path)
-        self.url = box[0]
-        deadline = time.time() + 300
-        while True:
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except Exception:
-                pass
-            if self.proc.poll() is not None or time.time() > deadline:
-                self.stop()
-                sys.exit("ember serve not healthy; see %s" % self.log_path)
-            time.sleep(0.25)
-        self.ws_url = "ws://" + self.url.split("://", 1)[1] + STREAM_PATH
+        binary = common.ember_bin()
+        if not os.path.isfile(binary):
+            sys.exit("no ember binary at %s (cargo build --release -p ember-server, or set EMBER_BIN)" % binary)
+        super().__init__(binary, model, LOG_DIR, ["--default-model", model] + list(extra))
+        try:
+            self.wait_healthy(timeout=300)
+        except RuntimeError as e:
+            self.stop()
+            sys.exit(str(e))
 
     def metrics(self):
         try:
@@ -250,15 +204,6 @@ class Server:
         except Exception as e:
             return ["<metrics unavailable: %r>" % e]
         return [line for line in text.splitlines() if line.startswith("ember_stream")]
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 # ---------------------------------------------------------------- a connection

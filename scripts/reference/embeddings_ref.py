@@ -13,7 +13,6 @@ masked; mean pooling over the attention mask, then L2 normalisation (sentence-tr
 import argparse
 import json
 import os
-import random
 import sys
 import time
 
@@ -23,7 +22,9 @@ import numpy as np  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from tokenizers import Tokenizer  # noqa: E402
 
+# Both from this script's folder, which Python puts first on sys.path for a script.
 import refmodels  # noqa: E402
+from sentences import sentences  # noqa: E402  (shared with scripts/measure/embeddings_throughput.py)
 
 MODEL_ID = "all-MiniLM-L6-v2-onnx-int8"
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length; the position table has 512
@@ -55,17 +56,6 @@ def embed(tok, sess, texts):
     pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
     counts = [int(n) for n in feed["attention_mask"].sum(1)]
     return pooled, counts, [e.ids[:n] for e, n in zip(enc, counts)]
-
-
-def sentences(n, seed=0):
-    words = ("the a quick brown fox jumps over lazy dog server speech model audio stream "
-             "request latency token batch vector search index query result fast slow small "
-             "large network memory thread core Ember transcribes whisper embedding image "
-             "safe review cache disk file user answer question today tomorrow because while "
-             "unbelievably internationalisation 2024 42 3.14 naïve café").split()
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(words) for _ in range(rng.randint(5, 40))) + "."
-            for _ in range(n)]
 
 
 def main():

@@ -398,18 +398,18 @@ fn stream(
                     open -= 1;
                     let mut finish = meta.finish_chunk(index, reason);
                     if meta.tool_call {
-                        if let Some(call) = tool_call(&texts[index]) {
-                            let mut delta = call.clone();
-                            delta["index"] = json!(0);
-                            let first = meta.delta_chunk(
-                                index,
-                                json!({"role": "assistant", "tool_calls": [delta]}),
-                                "",
-                                None,
-                            );
-                            if sender.send(frame(first)).is_err() {
-                                return;
+                        // The whole call once it parses; otherwise (cut by `max_tokens`)
+                        // the text, as the non-streamed answer gives it.
+                        let delta = match tool_call(&texts[index]) {
+                            Some(mut call) => {
+                                call["index"] = json!(0);
+                                json!({"role": "assistant", "tool_calls": [call]})
                             }
+                            None => json!({"role": "assistant", "content": texts[index]}),
+                        };
+                        let first = meta.delta_chunk(index, delta, &texts[index], None);
+                        if sender.send(frame(first)).is_err() {
+                            return;
                         }
                     }
                     if open == 0 {
