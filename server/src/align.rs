@@ -163,17 +163,17 @@ pub async fn retime_output(
             )
         })
         .collect();
-    let request = AlignRequest {
-        aligner: aligner.to_string(),
+    let input = AlignInput::Windows(windows);
+    let times = run(
+        aligners,
+        aligner,
         audio,
-        input: AlignInput::Windows(windows),
-        priority: Priority::Realtime,
-    };
-    let times = match aligners.submit(request, deadline) {
-        Ok(receiver) => receiver.await.ok().and_then(Result::ok),
-        Err(_) => None,
-    };
-    let Some(times) = times else {
+        input,
+        deadline,
+        Priority::Realtime,
+    )
+    .await;
+    let Ok(times) = times else {
         tracing::debug!("stream words keep their Whisper times (aligner busy or failed)");
         return;
     };
@@ -211,6 +211,7 @@ pub async fn retime_with_ctc(
         audio,
         AlignInput::Windows(windows),
         deadline,
+        Priority::Batch,
     )
     .await?;
     let mut times = times.into_iter();
@@ -242,7 +243,7 @@ pub async fn align_text_with_ctc(
         chunks,
         words: tokens.clone(),
     };
-    let times = run(aligners, aligner, audio, input, deadline).await?;
+    let times = run(aligners, aligner, audio, input, deadline, Priority::Batch).await?;
     Ok(tokens
         .into_iter()
         .zip(times)
@@ -396,13 +397,14 @@ async fn run(
     audio: Arc<Vec<f32>>,
     input: AlignInput,
     deadline: Instant,
+    priority: Priority,
 ) -> Result<Vec<AlignedWord>, ApiError> {
     let receiver = aligners.submit(
         AlignRequest {
             aligner: aligner.to_string(),
             audio,
             input,
-            priority: Priority::Batch,
+            priority,
         },
         deadline,
     )?;
