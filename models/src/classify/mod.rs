@@ -5,6 +5,12 @@
 //!
 //! Operators add classifiers as `<models>/classifiers/<name>/manifest.json` with the
 //! model path relative to that folder.
+//!
+//! Resizing and the optional JPEG round trip reproduce Pillow (with libjpeg-turbo)
+//! exactly, because classifier references are Python code built on it.
+
+mod jpeg_round_trip;
+mod pillow_resize;
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -12,13 +18,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use image::imageops::FilterType;
-use image::{DynamicImage, ImageReader, RgbImage};
+use image::{DynamicImage, ImageReader};
 use ort::session::Session;
 use ort::value::Tensor;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+use self::jpeg_round_trip::libjpeg_round_trip;
+use self::pillow_resize::pil_resize_bilinear;
 use crate::error::ModelError;
 use crate::onnx::{self, SessionConfig};
 use crate::pool::{Priority, WorkerPool};
@@ -60,7 +67,7 @@ pub struct ClassifierManifest {
     pub output: String,
     pub layout: Layout,
     pub channels: Channels,
-    /// Resize to `[width, height]` first (bilinear).
+    /// Resize to `[width, height]` first (Pillow's bilinear, aspect ratio not kept).
     pub resize: [u32; 2],
     /// Then centre-crop to `[width, height]`.
     pub crop: [u32; 2],
@@ -198,9 +205,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<DynamicImage, ModelError> {
 /// The model input for one image: `[1, …]` values in the manifest's layout.
 pub fn preprocess(image: &DynamicImage, m: &ClassifierManifest) -> Result<Vec<f32>, ModelError> {
     let rgb = image.to_rgb8();
-    let resized = image::imageops::resize(&rgb, m.resize[0], m.resize[1], FilterType::Triangle);
+    let resized = pil_resize_bilinear(&rgb, m.resize[0], m.resize[1]);
     let resized = match m.jpeg_quality {
-        Some(quality) => jpeg_round_trip(&resized, quality)?,
+        Some(quality) => libjpeg_round_trip(&resized, quality),
         None => resized,
     };
     let (cw, ch) = (m.crop[0].min(m.resize[0]), m.crop[1].min(m.resize[1]));
@@ -225,21 +232,6 @@ pub fn preprocess(image: &DynamicImage, m: &ClassifierManifest) -> Result<Vec<f3
         }
     }
     Ok(out)
-}
-
-/// Encodes as libjpeg does by default (IJG tables scaled to `quality`, 4:2:0 chroma,
-/// as Pillow saves) and decodes again.
-fn jpeg_round_trip(image: &RgbImage, quality: u8) -> Result<RgbImage, ModelError> {
-    let mut bytes = Vec::new();
-    let mut encoder = jpeg_encoder::Encoder::new(&mut bytes, quality);
-    encoder.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
-    let (width, height) = (image.width() as u16, image.height() as u16);
-    encoder
-        .encode(image.as_raw(), width, height, jpeg_encoder::ColorType::Rgb)
-        .map_err(|e| ModelError::Inference(format!("jpeg re-encode: {e}")))?;
-    image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg)
-        .map(|i| i.to_rgb8())
-        .map_err(|e| ModelError::Inference(format!("jpeg re-decode: {e}")))
 }
 
 struct ClassifyJob {
@@ -387,6 +379,7 @@ fn classify(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use image::RgbImage;
 
     fn png(width: u32, height: u32) -> Vec<u8> {
         let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 128]));
