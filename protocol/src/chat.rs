@@ -73,8 +73,24 @@ pub enum OutputFormat {
     JsonSchema(Value),
     /// llama.cpp GBNF (Fireworks grammar mode).
     Grammar(String),
-    /// One call of one of these functions.
+    /// One call of one of these functions (`tool_choice` `required` or a named one).
     ToolCall(Vec<Function>),
+    /// One call of one of these functions, or a text answer (`tool_choice` `auto`, the
+    /// default when `tools` are given).
+    ToolCallOrText(Vec<Function>),
+    /// A fenced ```json block holding JSON valid against the schema (see
+    /// [`crate::prompt_schema`]; never sent by a client as such).
+    FencedJson(Value),
+}
+
+impl OutputFormat {
+    /// The functions the model may call, if any.
+    pub fn functions(&self) -> Option<&[Function]> {
+        match self {
+            OutputFormat::ToolCall(f) | OutputFormat::ToolCallOrText(f) => Some(f),
+            _ => None,
+        }
+    }
 }
 
 /// A checked chat or completion request.
@@ -287,8 +303,9 @@ fn output_format(body: &ChatBody) -> Result<OutputFormat, FieldError> {
     let functions = tools(body.tools.as_deref().unwrap_or_default())?;
     if !functions.is_empty() && tool_choice.as_str() != Some("none") {
         let chosen = match tool_choice {
-            Value::Null => functions,
-            Value::String(s) if s == "auto" || s == "required" => functions,
+            Value::Null => return Ok(OutputFormat::ToolCallOrText(functions)),
+            Value::String(s) if s == "auto" => return Ok(OutputFormat::ToolCallOrText(functions)),
+            Value::String(s) if s == "required" => functions,
             Value::Object(_) => {
                 let name = tool_choice["function"]["name"].as_str().ok_or_else(|| {
                     field("tool_choice", "`tool_choice.function.name` is required")
@@ -346,6 +363,24 @@ fn output_format(body: &ChatBody) -> Result<OutputFormat, FieldError> {
                 other.unwrap_or("nothing")
             ),
         )),
+    }
+}
+
+/// Objects with `properties` and no `additionalProperties` get `false`: the answer may
+/// hold only the declared keys. Used for tool arguments (a function cannot use
+/// undeclared ones) and schemas taken from the prompt (the client validates against
+/// them); a small model otherwise pads objects with invented keys until `max_tokens`
+/// (seen with SmolLM2-135M), or answers with keys of its own.
+pub fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(map) => {
+            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
+                map.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
     }
 }
 
@@ -415,6 +450,17 @@ mod tests {
                       {"type": "function", "function": {"name": "g"}}],
             "tool_choice": {"type": "function", "function": {"name": "g"}}})).unwrap();
         assert!(matches!(&r.format, OutputFormat::ToolCall(f) if f.len() == 1 && f[0].name == "g"));
+    }
+
+    #[test]
+    fn objects_are_closed_unless_the_schema_says_otherwise() {
+        let mut schema = json!({"type": "object", "properties": {
+            "a": {"type": "object", "properties": {"b": {"type": "string"}}},
+            "c": {"type": "object", "properties": {}, "additionalProperties": true}}});
+        close_objects(&mut schema);
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["properties"]["a"]["additionalProperties"], false);
+        assert_eq!(schema["properties"]["c"]["additionalProperties"], true);
     }
 
     #[test]

@@ -11,11 +11,13 @@ pub mod embeddings;
 pub mod error;
 pub mod form;
 pub mod language;
+pub mod prompt_schema;
 pub mod realtime;
 pub mod render;
 pub mod request;
 pub mod sse;
 pub mod stream;
+pub mod tool_stream;
 pub mod transcript;
 
 pub use error::{ErrorBody, ErrorCode, FieldError};

@@ -139,6 +139,15 @@ pub struct WorkerArgs {
     /// Generations that may wait before 429.
     #[arg(long, env = "EMBER_LLM_QUEUE", default_value_t = 32)]
     pub llm_queue: usize,
+    /// Constrain answers to the JSON schema written in the prompt when a request asks
+    /// for JSON without sending the schema as a constraint (`json_object`, or a ```json
+    /// block): instructor's JSON/MD_JSON modes, LangChain format instructions.
+    #[arg(long, env = "EMBER_LLM_PROMPT_SCHEMAS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub llm_prompt_schemas: bool,
+    /// Let the model answer `tool_choice: auto` with text instead of a call. Off by
+    /// default: the shipped 135M model, left to choose, almost never calls a tool.
+    #[arg(long, env = "EMBER_LLM_AUTO_TOOL_TEXT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub llm_auto_tool_text: bool,
 }
 
 impl Default for WorkerArgs {
@@ -154,6 +163,8 @@ impl Default for WorkerArgs {
             classify_queue: 16,
             llm_max_active: 4,
             llm_queue: 32,
+            llm_prompt_schemas: true,
+            llm_auto_tool_text: false,
         }
     }
 }

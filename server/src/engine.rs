@@ -58,6 +58,8 @@ fn load_llm(manifest: &Manifest, args: &WorkerArgs) -> anyhow::Result<Option<Llm
     let config = LlmConfig {
         max_active: args.llm_max_active.max(1),
         queue_capacity: args.llm_queue.max(1),
+        prompt_schemas: args.llm_prompt_schemas,
+        auto_tool_text: args.llm_auto_tool_text,
     };
     let engine = LlmEngine::load(llm::SMOLLM2_ID, &model.path, &tokenizer.path, config)?;
     tracing::info!(

@@ -1,6 +1,6 @@
 //! `/v1/chat/completions` and `/v1/completions` on SmolLM2-135M: seeded sampling, stop
 //! and max_tokens, SSE reassembly, constrained outputs (JSON schema, GBNF grammar,
-//! tool calls) and errors.
+//! tool calls, schemas written in the prompt), streamed tool calls and errors.
 
 use serde_json::{json, Value};
 
@@ -72,27 +72,9 @@ async fn seeded_sampling_is_reproducible_and_limits_hold() {
 async fn streaming_reassembles_to_the_same_text() {
     let body = json!({"messages": user("What is the capital of France?"), "temperature": 0, "max_tokens": 30});
     let whole = chat(body.clone()).await;
-    let mut streamed = body.clone();
-    streamed["stream"] = json!(true);
-    let text = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", server().url))
-        .json(&streamed)
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("body");
     let mut assembled = String::new();
     let mut finish = None;
-    let events: Vec<&str> = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data: "))
-        .collect();
-    assert_eq!(events.last(), Some(&"[DONE]"), "{text}");
-    for event in &events[..events.len() - 1] {
-        let chunk: Value = serde_json::from_str(event).expect("chunk JSON");
-        assert_eq!(chunk["object"], "chat.completion.chunk");
+    for chunk in stream_chunks(body).await {
         if let Some(piece) = chunk["choices"][0]["delta"]["content"].as_str() {
             assembled.push_str(piece);
         }
@@ -102,6 +84,33 @@ async fn streaming_reassembles_to_the_same_text() {
     }
     assert_eq!(assembled, content(&whole));
     assert!(finish.is_some());
+}
+
+/// The chunks of `body` sent with `stream: true`, checked to end with `[DONE]`.
+async fn stream_chunks(mut body: Value) -> Vec<Value> {
+    body["stream"] = json!(true);
+    let text = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", server().url))
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    let events: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{text}");
+    events[..events.len() - 1]
+        .iter()
+        .map(|event| {
+            let chunk: Value = serde_json::from_str(event).expect("chunk JSON");
+            assert_eq!(chunk["object"], "chat.completion.chunk");
+            chunk
+        })
+        .collect()
 }
 
 /// A schema with required fields of several types, an enum and an array.
@@ -164,6 +173,46 @@ async fn json_schema_output_always_validates() {
         }
     }
     assert_eq!(valid, total, "{valid} of {total} outputs validated");
+}
+
+/// Clients such as instructor (JSON, MD_JSON modes) write the schema into a message
+/// and ask for JSON without sending it as a constraint; Ember constrains to it.
+#[tokio::test]
+async fn a_schema_written_in_the_prompt_constrains_the_answer() {
+    let instructions = format!(
+        "Extract the person as JSON that matches this JSON schema:\n{}\nReturn an \
+         instance, not the schema.",
+        serde_json::to_string_pretty(&person_schema()).expect("schema")
+    );
+    let subjects = [
+        "Alice, 34, moderated the budget meeting",
+        "Bob is 61 and listened quietly",
+        "a 19 year old student who spoke about climate",
+    ];
+    for (i, subject) in subjects.iter().enumerate() {
+        let messages = json!([{"role": "system", "content": instructions},
+                              {"role": "user", "content": subject}]);
+        let reply = chat(
+            json!({"messages": messages, "response_format": {"type": "json_object"},
+                                "temperature": 0.7, "seed": i, "max_tokens": 120}),
+        )
+        .await;
+        let value: Value = serde_json::from_str(content(&reply)).expect("JSON");
+        assert!(valid_person(&value), "json_object: {value}");
+        // No response_format, but a fenced ```json block asked for.
+        let messages = json!([{"role": "system", "content": instructions},
+                              {"role": "user", "content": format!("{subject}\n\nAnswer in a ```json code block.")}]);
+        let reply =
+            chat(json!({"messages": messages, "temperature": 0.7, "seed": i, "max_tokens": 140}))
+                .await;
+        let text = content(&reply);
+        let inner = text
+            .strip_prefix("```json\n")
+            .and_then(|t| t.strip_suffix("\n```"))
+            .unwrap_or_else(|| panic!("not a fenced block: {text}"));
+        let value: Value = serde_json::from_str(inner).expect("JSON in the block");
+        assert!(valid_person(&value), "fenced: {value}");
+    }
 }
 
 #[tokio::test]
@@ -257,6 +306,49 @@ async fn tool_calls_validate_against_the_function_schema() {
             other => panic!("unknown function {other:?}"),
         }
     }
+}
+
+/// A streamed tool call sends the function name first, then its arguments in pieces
+/// as they are generated; they add up to the non-streamed call.
+#[tokio::test]
+async fn streamed_tool_calls_arrive_in_pieces() {
+    let body = json!({
+        "messages": user("What's the weather in Paris, in celsius?"),
+        "tools": [{"type": "function", "function": {"name": "get_weather",
+            "parameters": {"type": "object", "properties": {
+                "city": {"type": "string", "maxLength": 40},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                "required": ["city", "unit"]}}}],
+        "tool_choice": "required", "temperature": 0, "max_tokens": 60,
+    });
+    let whole = chat(body.clone()).await;
+    let expected = &whole["choices"][0]["message"]["tool_calls"][0]["function"];
+    let chunks = stream_chunks(body).await;
+    let calls: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].get(0))
+        .collect();
+    assert!(
+        calls.len() >= 3,
+        "the call came in {} piece(s)",
+        calls.len()
+    );
+    assert_eq!(calls[0]["function"]["name"], expected["name"]);
+    assert!(calls[0]["id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("call_")));
+    let arguments: String = calls
+        .iter()
+        .filter_map(|c| c["function"]["arguments"].as_str())
+        .collect();
+    let streamed: Value = serde_json::from_str(&arguments).expect("arguments JSON");
+    let non_streamed: Value =
+        serde_json::from_str(expected["arguments"].as_str().expect("arguments")).expect("JSON");
+    assert_eq!(streamed, non_streamed);
+    let finish = chunks
+        .iter()
+        .find_map(|c| c["choices"][0]["finish_reason"].as_str());
+    assert_eq!(finish, Some("tool_calls"));
 }
 
 #[tokio::test]

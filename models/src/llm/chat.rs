@@ -33,11 +33,18 @@ pub fn render_chatml(messages: &[ChatMessage]) -> String {
 
 /// The system text that tells the model which functions it may call and how; the
 /// constraint enforces the format, this makes the arguments sensible.
-pub fn tools_prompt(functions: &[(String, String, serde_json::Value)]) -> String {
+pub fn tools_prompt(
+    functions: &[(String, String, serde_json::Value)],
+    text_allowed: bool,
+) -> String {
     let mut text = String::from(
         "You can call functions. Answer with one JSON object {\"name\": <function name>, \
-         \"arguments\": <arguments object>} and nothing else. Functions:\n",
+         \"arguments\": <arguments object>} and nothing else.",
     );
+    if text_allowed {
+        text.push_str(" If no function fits the request, answer in plain text.");
+    }
+    text.push_str(" Functions:\n");
     for (name, description, parameters) in functions {
         text.push_str(&format!(
             "- {name}: {description} Parameters (JSON schema): {parameters}\n"

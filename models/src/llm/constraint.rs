@@ -95,7 +95,13 @@ pub enum ConstraintSpec {
     Tools {
         /// `(name, parameters JSON schema)` for each callable function.
         functions: Vec<(String, Value)>,
+        /// A plain-text answer is allowed instead of a call (`tool_choice: auto`).
+        /// It must not start with `{` or whitespace, so the first token decides.
+        text_allowed: bool,
     },
+    /// A Markdown fenced block, ```` ```json ```` … ```` ``` ````, holding a JSON value
+    /// valid against this schema (for prompts that ask for one).
+    FencedJson(Value),
 }
 
 /// How much whitespace JSON output may contain (JSON object, JSON schema and
@@ -312,15 +318,32 @@ impl ConstraintFactory {
                 }
                 ("invalid grammar", TopLevelGrammar::from_lark(src.clone()))
             }
-            ConstraintSpec::Tools { functions } => (
+            ConstraintSpec::Tools {
+                functions,
+                text_allowed,
+            } => (
                 "invalid tool definitions",
-                TopLevelGrammar::from_lark(self.tools_lark(functions)?),
+                TopLevelGrammar::from_lark(self.tools_lark(functions, *text_allowed)?),
             ),
+            ConstraintSpec::FencedJson(schema) => {
+                if !schema.is_object() {
+                    return Err(ConstraintError::new(
+                        "invalid JSON schema: must be an object",
+                    ));
+                }
+                let schema = self.with_ws(schema.clone());
+                (
+                    "invalid JSON schema",
+                    TopLevelGrammar::from_lark(format!(
+                        "start: \"```json\\n\" %json {schema} \"\\n```\"\n"
+                    )),
+                )
+            }
         };
         let parser = match self.factory.create_parser(grammar) {
             Ok(parser) => parser,
             Err(e) => {
-                if let ConstraintSpec::Tools { functions } = spec {
+                if let ConstraintSpec::Tools { functions, .. } = spec {
                     // Name the function whose parameters schema is broken.
                     for (name, params) in functions {
                         if !params.is_object() {
@@ -363,7 +386,11 @@ impl ConstraintFactory {
     /// nested `%json` grammar for the arguments. Nesting keeps each
     /// parameters schema its own document, so its `$ref`s (`#/$defs/...`)
     /// resolve unchanged.
-    fn tools_lark(&self, functions: &[(String, Value)]) -> Result<String, ConstraintError> {
+    fn tools_lark(
+        &self,
+        functions: &[(String, Value)],
+        text_allowed: bool,
+    ) -> Result<String, ConstraintError> {
         if functions.is_empty() {
             return Err(ConstraintError::new(
                 "invalid tool definitions: no functions given",
@@ -419,7 +446,11 @@ impl ConstraintFactory {
             let prefix_lit = Value::String(prefix).to_string();
             rules.push(format!("{prefix_lit} %json {schema} \"}}\""));
         }
-        let mut lark = String::from("start: tool_call\ntool_call: ");
+        let mut lark = String::from(if text_allowed {
+            "start: tool_call | TEXT\nTEXT: /[^{ \\t\\r\\n][\\s\\S]*/\ntool_call: "
+        } else {
+            "start: tool_call\ntool_call: "
+        });
         lark.push_str(&rules.join("\n    | "));
         lark.push('\n');
         Ok(lark)
@@ -952,7 +983,10 @@ mod tests {
             ),
             ("a\"b".to_string(), Value::Null),
         ];
-        let spec = ConstraintSpec::Tools { functions };
+        let spec = ConstraintSpec::Tools {
+            functions: functions.clone(),
+            text_allowed: false,
+        };
         let mut rng = Rng(5);
         let mut names = HashSet::new();
         for _ in 0..30 {
@@ -972,6 +1006,60 @@ mod tests {
             names.insert(name.to_string());
         }
         assert_eq!(names.len(), 2);
+
+        // `auto`: a call, or text that does not start like one.
+        let spec = ConstraintSpec::Tools {
+            functions,
+            text_allowed: true,
+        };
+        let brace = 3 + u32::from(b'{');
+        let (mut calls, mut texts) = (0, 0);
+        for run in 0..40 {
+            let mut c = f.compile(&spec).unwrap();
+            let mut out = Vec::new();
+            if run % 2 == 0 {
+                // A uniform walk rarely picks `{` first: start half the calls by hand.
+                c.commit(brace).unwrap();
+                out.push(b'{');
+            }
+            out.extend(walk(&mut c, &toks, eos, &mut rng, 6, b"\"}"));
+            match out.first() {
+                Some(b'{') => {
+                    let v: Value = serde_json::from_slice(&out).unwrap();
+                    assert!(v["arguments"].is_object(), "{v}");
+                    calls += 1;
+                }
+                Some(b) => {
+                    assert!(!b.is_ascii_whitespace());
+                    texts += 1;
+                }
+                None => panic!("empty output"),
+            }
+        }
+        assert!(calls > 0 && texts > 0, "calls {calls}, texts {texts}");
+    }
+
+    #[test]
+    fn fenced_json_walks() {
+        let f = factory();
+        let (toks, eos, _) = vocab();
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}},
+                            "required": ["n"], "additionalProperties": false});
+        let mut rng = Rng(9);
+        for _ in 0..20 {
+            let mut c = f
+                .compile(&ConstraintSpec::FencedJson(schema.clone()))
+                .unwrap();
+            let out = walk(&mut c, &toks, eos, &mut rng, 10, b"}`");
+            let s = String::from_utf8(out).unwrap();
+            let body = s
+                .strip_prefix("```json\n")
+                .and_then(|s| s.strip_suffix("\n```"))
+                .unwrap_or_else(|| panic!("not fenced: {s:?}"));
+            let v: Value = serde_json::from_str(body).unwrap();
+            // JSON Schema counts 1.0 (and llguidance -0.0) as an integer.
+            assert!(v["n"].as_f64().is_some_and(|n| n.fract() == 0.0), "{v}");
+        }
     }
 
     #[test]
@@ -1060,13 +1148,20 @@ mod tests {
             ConstraintSpec::Lark("start: foo\n".into()),
             ConstraintSpec::Lark("start: (\"a\"\n".into()),
             ConstraintSpec::Lark("   ".into()),
-            ConstraintSpec::Tools { functions: vec![] },
+            ConstraintSpec::Tools {
+                functions: vec![],
+                text_allowed: false,
+            },
             ConstraintSpec::Tools {
                 functions: vec![("f".into(), json!({"type": "string"}))],
+                text_allowed: false,
             },
             ConstraintSpec::Tools {
                 functions: vec![("f".into(), Value::Null), ("f".into(), Value::Null)],
+                text_allowed: true,
             },
+            ConstraintSpec::FencedJson(json!(true)),
+            ConstraintSpec::FencedJson(json!({"type": "bogus"})),
         ];
         for spec in bad {
             let e = f.compile(&spec).unwrap_err();
@@ -1090,6 +1185,7 @@ mod tests {
                         json!({"properties": {"x": {"type": "nope"}}}),
                     ),
                 ],
+                text_allowed: false,
             })
             .unwrap_err();
         assert!(

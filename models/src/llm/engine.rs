@@ -33,6 +33,13 @@ pub struct LlmConfig {
     pub max_active: usize,
     /// Requests that may wait before submissions get 429.
     pub queue_capacity: usize,
+    /// Requests that ask for JSON and carry a JSON schema in their prompt are
+    /// constrained to it (the server applies this; see `ember_protocol::prompt_schema`).
+    pub prompt_schemas: bool,
+    /// `tool_choice: auto` may be answered in text (the model chooses). When false,
+    /// `auto` with tools calls one of them: SmolLM2-135M, left to choose, answered
+    /// weather questions in prose with a weather tool on offer.
+    pub auto_tool_text: bool,
 }
 
 impl Default for LlmConfig {
@@ -40,6 +47,8 @@ impl Default for LlmConfig {
         Self {
             max_active: 4,
             queue_capacity: 32,
+            prompt_schemas: true,
+            auto_tool_text: false,
         }
     }
 }
@@ -179,6 +188,16 @@ impl LlmEngine {
 
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether a JSON schema in the prompt may become the output constraint.
+    pub fn prompt_schemas(&self) -> bool {
+        self.config.prompt_schemas
+    }
+
+    /// Whether `tool_choice: auto` may be answered with text instead of a call.
+    pub fn auto_tool_text(&self) -> bool {
+        self.config.auto_tool_text
     }
 
     /// Tokens the model can attend to (prompt plus generated).

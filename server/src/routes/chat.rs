@@ -17,7 +17,9 @@ use ember_models::llm::{
     FinishReason, GenerationEvent, GenerationRequest, LlmEngine, SamplingParams,
 };
 use ember_models::CancelToken;
-use ember_protocol::chat::{ChatBody, ChatRequest, OutputFormat, Usage};
+use ember_protocol::chat::{close_objects, ChatBody, ChatRequest, OutputFormat, Usage};
+use ember_protocol::prompt_schema;
+use ember_protocol::tool_stream::{Piece, ToolCallStream};
 use ember_protocol::ErrorCode;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
@@ -72,14 +74,14 @@ async fn respond(
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
     let llm = engine(state)?;
-    let prompt = prompt_tokens(llm, &request)?;
+    let (format, spec) = output_constraint(llm, &request)?;
+    let prompt = prompt_tokens(llm, &request, &format)?;
     let max_tokens = request.max_tokens.unwrap_or(match endpoint {
         Endpoint::Chat => DEFAULT_CHAT_MAX_TOKENS
             .min(llm.context_length().saturating_sub(prompt.len()))
             .max(1),
         Endpoint::Completion => DEFAULT_COMPLETION_MAX_TOKENS,
     });
-    let spec = constraint_spec(&request.format)?;
     let seed = request.seed.unwrap_or_else(random_seed);
     let cancel = CancelToken::default();
     let mut receivers = Vec::with_capacity(request.n);
@@ -120,7 +122,11 @@ async fn respond(
             .clone()
             .unwrap_or_else(|| llm.id().to_string()),
         endpoint,
-        tool_call: matches!(request.format, OutputFormat::ToolCall(_)),
+        calls: match format {
+            OutputFormat::ToolCall(_) => Calls::Required,
+            OutputFormat::ToolCallOrText(_) => Calls::Optional,
+            _ => Calls::None,
+        },
         logprobs: request.logprobs,
         prompt_tokens: prompt.len(),
     };
@@ -162,7 +168,11 @@ fn random_seed() -> u64 {
 
 /// The prompt: ChatML messages (with the tool instructions as a system message), or the
 /// raw completion prompt.
-fn prompt_tokens(llm: &LlmEngine, request: &ChatRequest) -> Result<Vec<u32>, ApiError> {
+fn prompt_tokens(
+    llm: &LlmEngine,
+    request: &ChatRequest,
+    format: &OutputFormat,
+) -> Result<Vec<u32>, ApiError> {
     if let Some(prompt) = &request.prompt {
         return Ok(llm.encode(prompt)?);
     }
@@ -174,20 +184,52 @@ fn prompt_tokens(llm: &LlmEngine, request: &ChatRequest) -> Result<Vec<u32>, Api
             content: m.content.clone(),
         })
         .collect();
-    if let OutputFormat::ToolCall(functions) = &request.format {
+    if let Some(functions) = format.functions() {
         let described: Vec<(String, String, Value)> = functions
             .iter()
             .map(|f| (f.name.clone(), f.description.clone(), f.parameters.clone()))
             .collect();
+        let text_allowed = matches!(format, OutputFormat::ToolCallOrText(_));
         messages.insert(
             0,
             ChatMessage {
                 role: "system".into(),
-                content: tools_prompt(&described),
+                content: tools_prompt(&described, text_allowed),
             },
         );
     }
     Ok(llm.chat_prompt(&messages)?)
+}
+
+/// The output format and its constraint: the request's, or a schema its prompt asks
+/// for (see [`prompt_schema`]). A schema taken from the prompt that does not compile is
+/// dropped with a log line: the client never sent it as a constraint. `auto` tool
+/// choice becomes a required call unless the server lets the model answer in text.
+fn output_constraint(
+    llm: &LlmEngine,
+    request: &ChatRequest,
+) -> Result<(OutputFormat, Option<ConstraintSpec>), ApiError> {
+    let format = match &request.format {
+        OutputFormat::ToolCallOrText(functions) if !llm.auto_tool_text() => {
+            OutputFormat::ToolCall(functions.clone())
+        }
+        other => other.clone(),
+    };
+    if llm.prompt_schemas() {
+        let refined = prompt_schema::refine(format.clone(), &request.messages);
+        if refined != format {
+            let spec = constraint_spec(&refined)?;
+            match spec.as_ref().map(|s| llm.constraint(s)).transpose() {
+                Ok(_) => {
+                    tracing::debug!("output constrained to the JSON schema in the prompt");
+                    return Ok((refined, spec));
+                }
+                Err(e) => tracing::info!(error = %e, "the JSON schema in the prompt was not used"),
+            }
+        }
+    }
+    let spec = constraint_spec(&format)?;
+    Ok((format, spec))
 }
 
 fn constraint_spec(format: &OutputFormat) -> Result<Option<ConstraintSpec>, ApiError> {
@@ -201,34 +243,21 @@ fn constraint_spec(format: &OutputFormat) -> Result<Option<ConstraintSpec>, ApiE
             })?;
             Some(ConstraintSpec::Lark(lark))
         }
-        OutputFormat::ToolCall(functions) => Some(ConstraintSpec::Tools {
-            functions: functions
-                .iter()
-                .map(|f| {
-                    let mut parameters = f.parameters.clone();
-                    close_objects(&mut parameters);
-                    (f.name.clone(), parameters)
-                })
-                .collect(),
-        }),
-    })
-}
-
-/// Tool arguments may hold only the declared properties: objects with `properties`
-/// and no `additionalProperties` get `false`. A function cannot use undeclared
-/// arguments, and a small model otherwise pads calls with invented keys until
-/// `max_tokens` (seen with SmolLM2-135M).
-fn close_objects(schema: &mut Value) {
-    match schema {
-        Value::Object(map) => {
-            if map.contains_key("properties") && !map.contains_key("additionalProperties") {
-                map.insert("additionalProperties".into(), Value::Bool(false));
-            }
-            map.values_mut().for_each(close_objects);
+        OutputFormat::FencedJson(schema) => Some(ConstraintSpec::FencedJson(schema.clone())),
+        OutputFormat::ToolCall(functions) | OutputFormat::ToolCallOrText(functions) => {
+            Some(ConstraintSpec::Tools {
+                functions: functions
+                    .iter()
+                    .map(|f| {
+                        let mut parameters = f.parameters.clone();
+                        close_objects(&mut parameters);
+                        (f.name.clone(), parameters)
+                    })
+                    .collect(),
+                text_allowed: matches!(format, OutputFormat::ToolCallOrText(_)),
+            })
         }
-        Value::Array(items) => items.iter_mut().for_each(close_objects),
-        _ => {}
-    }
+    })
 }
 
 /// One finished choice.
@@ -271,13 +300,24 @@ async fn collect(mut receiver: UnboundedReceiver<GenerationEvent>) -> Result<Out
     Err(ApiError::internal("the generator stopped unexpectedly"))
 }
 
+/// Whether the answer is a tool call.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Calls {
+    /// No tools (or `tool_choice: none`).
+    None,
+    /// `required` or a named function: the answer is a call.
+    Required,
+    /// `auto`: a call or text, as the model chooses.
+    Optional,
+}
+
 /// What every response and chunk repeats.
 struct Meta {
     id: String,
     created: u64,
     model: String,
     endpoint: Endpoint,
-    tool_call: bool,
+    calls: Calls,
     logprobs: bool,
     prompt_tokens: usize,
 }
@@ -291,35 +331,37 @@ impl Meta {
         }
     }
 
-    fn finish_reason(&self, reason: FinishReason) -> &'static str {
+    /// `is_call`: this choice's answer is a (complete) tool call.
+    fn finish_reason(reason: FinishReason, is_call: bool) -> &'static str {
         match reason {
             FinishReason::Length => "length",
-            FinishReason::Stop if self.tool_call => "tool_calls",
+            FinishReason::Stop if is_call => "tool_calls",
             FinishReason::Stop => "stop",
         }
     }
 
     fn choice(&self, llm: &LlmEngine, index: usize, outcome: &Outcome) -> Value {
         let logprobs = self.logprobs.then(|| logprobs_json(llm, &outcome.tokens));
-        let finish_reason = self.finish_reason(outcome.reason);
-        match self.endpoint {
-            Endpoint::Completion => json!({
+        let finish_reason = Self::finish_reason(outcome.reason, false);
+        let call = (self.calls != Calls::None && outcome.reason == FinishReason::Stop)
+            .then(|| tool_call(&outcome.text))
+            .flatten();
+        match (self.endpoint, call) {
+            (Endpoint::Completion, _) => json!({
                 "index": index, "text": outcome.text, "finish_reason": finish_reason,
                 "logprobs": logprobs,
             }),
-            Endpoint::Chat => match self.tool_call.then(|| tool_call(&outcome.text)).flatten() {
-                Some(call) if outcome.reason == FinishReason::Stop => json!({
-                    "index": index,
-                    "message": {"role": "assistant", "content": null, "tool_calls": [call]},
-                    "finish_reason": "tool_calls", "logprobs": logprobs,
-                }),
-                _ => json!({
-                    "index": index,
-                    "message": {"role": "assistant", "content": outcome.text},
-                    "finish_reason": if self.tool_call { "length" } else { finish_reason },
-                    "logprobs": logprobs,
-                }),
-            },
+            (Endpoint::Chat, Some(call)) => json!({
+                "index": index,
+                "message": {"role": "assistant", "content": null, "tool_calls": [call]},
+                "finish_reason": "tool_calls", "logprobs": logprobs,
+            }),
+            (Endpoint::Chat, None) => json!({
+                "index": index,
+                "message": {"role": "assistant", "content": outcome.text},
+                "finish_reason": finish_reason,
+                "logprobs": logprobs,
+            }),
         }
     }
 }
@@ -329,10 +371,14 @@ fn tool_call(text: &str) -> Option<Value> {
     let value: Value = serde_json::from_str(text).ok()?;
     let name = value["name"].as_str()?;
     Some(json!({
-        "id": format!("call_{}", uuid::Uuid::new_v4().simple()),
+        "id": call_id(),
         "type": "function",
         "function": {"name": name, "arguments": value["arguments"].to_string()},
     }))
+}
+
+fn call_id() -> String {
+    format!("call_{}", uuid::Uuid::new_v4().simple())
 }
 
 fn logprobs_json(llm: &LlmEngine, tokens: &[(u32, f32)]) -> Value {
@@ -351,8 +397,8 @@ fn logprobs_json(llm: &LlmEngine, tokens: &[(u32, f32)]) -> Value {
     json!({ "content": content })
 }
 
-/// SSE: one chunk per text delta (tool calls in one chunk when complete), a final
-/// chunk with the finish reason and usage, then `[DONE]`.
+/// SSE: one chunk per text delta (a tool call as its name, then pieces of its
+/// arguments), a final chunk with the finish reason and usage, then `[DONE]`.
 fn stream(
     state: AppState,
     meta: Meta,
@@ -368,27 +414,35 @@ fn stream(
             .enumerate()
             .map(|(i, r)| UnboundedReceiverStream::new(r).map(move |e| (i, e)));
         let mut events = futures_util::stream::select_all(indexed);
-        let mut texts = vec![String::new(); events.len()];
+        let mut calls: Vec<Option<ToolCallStream>> = (0..events.len())
+            .map(|_| {
+                (meta.endpoint == Endpoint::Chat && meta.calls != Calls::None)
+                    .then(|| ToolCallStream::new(meta.calls == Calls::Optional))
+            })
+            .collect();
         let mut completion_tokens = 0;
-        let mut open = texts.len();
+        let mut open = calls.len();
         let frame = |value: Value| format!("data: {value}\n\n");
         while let Some((index, event)) = events.next().await {
-            let chunk = match event {
+            let chunks = match event {
                 GenerationEvent::Delta {
                     text,
                     token,
                     logprob,
-                } => {
-                    if meta.tool_call || text.is_empty() {
-                        texts[index].push_str(&text);
-                        continue;
+                } => match &mut calls[index] {
+                    Some(call) => call
+                        .push(&text)
+                        .into_iter()
+                        .map(|piece| meta.piece_chunk(index, piece))
+                        .collect(),
+                    None if text.is_empty() => Vec::new(),
+                    None => {
+                        let logprobs = meta
+                            .logprobs
+                            .then(|| logprobs_json(llm, &[(token, logprob)]));
+                        vec![meta.delta_chunk(index, json!({"content": text}), &text, logprobs)]
                     }
-                    texts[index].push_str(&text);
-                    let logprobs = meta
-                        .logprobs
-                        .then(|| logprobs_json(llm, &[(token, logprob)]));
-                    meta.delta_chunk(index, json!({"content": text}), &text, logprobs)
-                }
+                },
                 GenerationEvent::Done {
                     reason,
                     completion_tokens: n,
@@ -396,26 +450,22 @@ fn stream(
                 } => {
                     completion_tokens += n;
                     open -= 1;
-                    let mut finish = meta.finish_chunk(index, reason);
-                    if meta.tool_call {
-                        // The whole call once it parses; otherwise (cut by `max_tokens`)
-                        // the text, as the non-streamed answer gives it.
-                        let delta = match tool_call(&texts[index]) {
-                            Some(mut call) => {
-                                call["index"] = json!(0);
-                                json!({"role": "assistant", "tool_calls": [call]})
-                            }
-                            None => json!({"role": "assistant", "content": texts[index]}),
-                        };
-                        let first = meta.delta_chunk(index, delta, &texts[index], None);
-                        if sender.send(frame(first)).is_err() {
-                            return;
-                        }
-                    }
+                    let (mut chunks, is_call) = match &mut calls[index] {
+                        Some(call) => (
+                            call.finish()
+                                .into_iter()
+                                .map(|piece| meta.piece_chunk(index, piece))
+                                .collect(),
+                            call.is_call(),
+                        ),
+                        None => (Vec::new(), false),
+                    };
+                    let mut finish = meta.finish_chunk(index, Meta::finish_reason(reason, is_call));
                     if open == 0 {
                         finish["usage"] = json!(usage(meta.prompt_tokens, completion_tokens));
                     }
-                    finish
+                    chunks.push(finish);
+                    chunks
                 }
                 GenerationEvent::Error(e) => {
                     let _ = sender.send(frame(
@@ -424,8 +474,10 @@ fn stream(
                     return;
                 }
             };
-            if sender.send(frame(chunk)).is_err() {
-                return;
+            for chunk in chunks {
+                if sender.send(frame(chunk)).is_err() {
+                    return;
+                }
             }
         }
         let _ = sender.send("data: [DONE]\n\n".to_string());
@@ -466,27 +518,26 @@ impl Meta {
         })
     }
 
-    fn finish_chunk(&self, index: usize, reason: FinishReason) -> Value {
-        let reason = self.finish_reason(reason);
+    /// A piece of a tool-call answer as a chat delta.
+    fn piece_chunk(&self, index: usize, piece: Piece) -> Value {
+        let delta = match piece {
+            Piece::Text(text) => json!({"content": text}),
+            Piece::CallStart(name) => json!({
+                "role": "assistant",
+                "tool_calls": [{"index": 0, "id": call_id(), "type": "function",
+                                "function": {"name": name, "arguments": ""}}],
+            }),
+            Piece::Arguments(arguments) => {
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": arguments}}]})
+            }
+        };
+        self.delta_chunk(index, delta, "", None)
+    }
+
+    fn finish_chunk(&self, index: usize, reason: &str) -> Value {
         self.chunk(match self.endpoint {
             Endpoint::Chat => json!({"index": index, "delta": {}, "finish_reason": reason}),
             Endpoint::Completion => json!({"index": index, "text": "", "finish_reason": reason}),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tool_argument_objects_are_closed_unless_the_schema_says_otherwise() {
-        let mut schema = json!({"type": "object", "properties": {
-            "a": {"type": "object", "properties": {"b": {"type": "string"}}},
-            "c": {"type": "object", "properties": {}, "additionalProperties": true}}});
-        close_objects(&mut schema);
-        assert_eq!(schema["additionalProperties"], false);
-        assert_eq!(schema["properties"]["a"]["additionalProperties"], false);
-        assert_eq!(schema["properties"]["c"]["additionalProperties"], true);
     }
 }
