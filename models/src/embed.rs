@@ -11,7 +11,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -258,15 +258,11 @@ impl EmbedEngine {
         };
         match self.sender.try_send(job) {
             Ok(()) => Ok(receiver),
-            Err(TrySendError::Full(_)) => Err(ModelError::Overloaded(SubmitError::Full {
-                pool: "embedding".to_string(),
-                capacity: self.config.queue_capacity,
-            })),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(ModelError::Overloaded(SubmitError::Closed {
-                    pool: "embedding".to_string(),
-                }))
-            }
+            Err(e) => Err(ModelError::Overloaded(SubmitError::from_try_send(
+                e,
+                "embedding",
+                self.config.queue_capacity,
+            ))),
         }
     }
 }

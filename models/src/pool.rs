@@ -67,6 +67,26 @@ pub enum SubmitError {
     Closed { pool: String },
 }
 
+impl SubmitError {
+    /// For engines with their own bounded channel instead of a [`WorkerPool`]: a
+    /// failed `try_send` on a queue of `capacity`, named `pool`.
+    pub fn from_try_send<T>(
+        error: std::sync::mpsc::TrySendError<T>,
+        pool: &str,
+        capacity: usize,
+    ) -> Self {
+        match error {
+            std::sync::mpsc::TrySendError::Full(_) => SubmitError::Full {
+                pool: pool.to_string(),
+                capacity,
+            },
+            std::sync::mpsc::TrySendError::Disconnected(_) => SubmitError::Closed {
+                pool: pool.to_string(),
+            },
+        }
+    }
+}
+
 /// Which lane a job waits in. Workers take the highest waiting lane first: a live
 /// stream's final never queues behind other streams' partial hypotheses, and no live
 /// decode queues behind a long upload's windows (realtime jobs take priority in the

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -247,15 +247,11 @@ impl LlmEngine {
         }
         match self.sender.try_send(request) {
             Ok(()) => Ok(()),
-            Err(TrySendError::Full(_)) => Err(ModelError::Overloaded(SubmitError::Full {
-                pool: "generation".to_string(),
-                capacity: self.config.queue_capacity,
-            })),
-            Err(TrySendError::Disconnected(_)) => {
-                Err(ModelError::Overloaded(SubmitError::Closed {
-                    pool: "generation".to_string(),
-                }))
-            }
+            Err(e) => Err(ModelError::Overloaded(SubmitError::from_try_send(
+                e,
+                "generation",
+                self.config.queue_capacity,
+            ))),
         }
     }
 }
