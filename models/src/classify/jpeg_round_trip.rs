@@ -262,7 +262,6 @@ pub fn libjpeg_round_trip(img: &RgbImage, quality: u8) -> RgbImage {
     let yw_pad = w.div_ceil(8) * 8; // luma width_in_blocks * 8
     let yh_pad = h.div_ceil(8) * 8;
     let cw_pad = cw.div_ceil(8) * 8;
-    let ch_pad = chh.div_ceil(8) * 8;
 
     // jccolor.c rgb_ycc_convert. Full-res planes, rows padded (edge replicated) to an
     // even count and columns to 2 * chroma block width (jcprepct/jcsample).
@@ -304,79 +303,17 @@ pub fn libjpeg_round_trip(img: &RgbImage, quality: u8) -> RgbImage {
         let sy = y.min(h - 1);
         yp.data[y * yw_pad..][..yw_pad].copy_from_slice(&yf[sy * full_w..][..yw_pad]);
     }
-    // Chroma: jcsample.c h2v2_downsample (bias 1, 2, 1, 2 ...), then the last
-    // downsampled row replicated down to whole blocks (jcprepct.c).
-    let down = |src: &[u8]| {
-        let mut p = Plane {
-            w: cw_pad,
-            h: ch_pad,
-            data: vec![0; cw_pad * ch_pad],
-        };
-        for oy in 0..ch_pad {
-            let iy = oy.min(chh - 1) * 2;
-            let (r0, r1) = (&src[iy * full_w..], &src[(iy + 1) * full_w..]);
-            let mut bias = 1u32;
-            for ox in 0..cw_pad {
-                let s = u32::from(r0[2 * ox])
-                    + u32::from(r0[2 * ox + 1])
-                    + u32::from(r1[2 * ox])
-                    + u32::from(r1[2 * ox + 1]);
-                p.data[oy * cw_pad + ox] = ((s + bias) >> 2) as u8;
-                bias ^= 3;
-            }
-        }
-        p
-    };
-    let mut cbp = down(&cbf);
-    let mut crp = down(&crf);
+    // Chroma: 2×2 downsampled, the last row replicated down to whole blocks.
+    let mut cbp = downsample_h2v2(&cbf, full_w, cw, chh);
+    let mut crp = downsample_h2v2(&crf, full_w, cw, chh);
 
     lossy_plane(&mut yp, &qy);
     lossy_plane(&mut cbp, &qc);
     lossy_plane(&mut crp, &qc);
 
-    // jdsample.c h2v2_fancy_upsample; context rows beyond the image replicate the
-    // first/last row (jdmainct.c), columns use the edge special cases.
-    let up = |p: &Plane| {
-        let ow = cw * 2;
-        let mut out = vec![0u8; ow * chh * 2];
-        for iy in 0..chh {
-            for v in 0..2 {
-                let ny = if v == 0 {
-                    iy.saturating_sub(1)
-                } else {
-                    (iy + 1).min(chh - 1)
-                };
-                let r0 = &p.data[iy * p.w..];
-                let r1 = &p.data[ny * p.w..];
-                let o = &mut out[(iy * 2 + v) * ow..][..ow];
-                let colsum = |x: usize| i32::from(r0[x]) * 3 + i32::from(r1[x]);
-                if cw == 1 {
-                    let t = colsum(0);
-                    o[0] = ((t * 4 + 8) >> 4) as u8;
-                    o[1] = ((t * 4 + 7) >> 4) as u8;
-                    continue;
-                }
-                let mut this = colsum(0);
-                let mut next = colsum(1);
-                o[0] = ((this * 4 + 8) >> 4) as u8;
-                o[1] = ((this * 3 + next + 7) >> 4) as u8;
-                let mut last = this;
-                this = next;
-                for x in 1..cw - 1 {
-                    next = colsum(x + 1);
-                    o[2 * x] = ((this * 3 + last + 8) >> 4) as u8;
-                    o[2 * x + 1] = ((this * 3 + next + 7) >> 4) as u8;
-                    last = this;
-                    this = next;
-                }
-                o[2 * (cw - 1)] = ((this * 3 + last + 8) >> 4) as u8;
-                o[2 * (cw - 1) + 1] = ((this * 4 + 7) >> 4) as u8;
-            }
-        }
-        (out, ow)
-    };
-    let (cbu, uw) = up(&cbp);
-    let (cru, _) = up(&crp);
+    let uw = cw * 2;
+    let cbu = upsample_h2v2_fancy(&cbp, cw, chh);
+    let cru = upsample_h2v2_fancy(&crp, cw, chh);
 
     // jdcolor.c ycc_rgb_convert.
     let clamp = |v: i64| v.clamp(0, 255) as u8;
@@ -396,6 +333,75 @@ pub fn libjpeg_round_trip(img: &RgbImage, quality: u8) -> RgbImage {
         }
     }
     RgbImage::from_raw(w as u32, h as u32, out).expect("the output holds w * h pixels")
+}
+
+/// jcsample.c `h2v2_downsample` (bias 1, 2, 1, 2 …) of a full-resolution plane
+/// `full_w` wide into `cw`×`chh` samples, padded to whole blocks by repeating the last
+/// row (jcprepct.c) and reading the edge-replicated columns of `src`.
+fn downsample_h2v2(src: &[u8], full_w: usize, cw: usize, chh: usize) -> Plane {
+    let (cw_pad, ch_pad) = (cw.div_ceil(8) * 8, chh.div_ceil(8) * 8);
+    let mut p = Plane {
+        w: cw_pad,
+        h: ch_pad,
+        data: vec![0; cw_pad * ch_pad],
+    };
+    for oy in 0..ch_pad {
+        let iy = oy.min(chh - 1) * 2;
+        let (r0, r1) = (&src[iy * full_w..], &src[(iy + 1) * full_w..]);
+        let mut bias = 1u32;
+        for ox in 0..cw_pad {
+            let s = u32::from(r0[2 * ox])
+                + u32::from(r0[2 * ox + 1])
+                + u32::from(r1[2 * ox])
+                + u32::from(r1[2 * ox + 1]);
+            p.data[oy * cw_pad + ox] = ((s + bias) >> 2) as u8;
+            bias ^= 3;
+        }
+    }
+    p
+}
+
+/// jdsample.c `h2v2_fancy_upsample` of the `cw`×`chh` samples of `p` to a plane
+/// `2 * cw` wide: context rows beyond the image repeat the first/last row
+/// (jdmainct.c), and the edge columns take libjpeg's special cases.
+fn upsample_h2v2_fancy(p: &Plane, cw: usize, chh: usize) -> Vec<u8> {
+    let ow = cw * 2;
+    let mut out = vec![0u8; ow * chh * 2];
+    for iy in 0..chh {
+        for v in 0..2 {
+            let ny = if v == 0 {
+                iy.saturating_sub(1)
+            } else {
+                (iy + 1).min(chh - 1)
+            };
+            let r0 = &p.data[iy * p.w..];
+            let r1 = &p.data[ny * p.w..];
+            let o = &mut out[(iy * 2 + v) * ow..][..ow];
+            let colsum = |x: usize| i32::from(r0[x]) * 3 + i32::from(r1[x]);
+            if cw == 1 {
+                let t = colsum(0);
+                o[0] = ((t * 4 + 8) >> 4) as u8;
+                o[1] = ((t * 4 + 7) >> 4) as u8;
+                continue;
+            }
+            let mut this = colsum(0);
+            let mut next = colsum(1);
+            o[0] = ((this * 4 + 8) >> 4) as u8;
+            o[1] = ((this * 3 + next + 7) >> 4) as u8;
+            let mut last = this;
+            this = next;
+            for x in 1..cw - 1 {
+                next = colsum(x + 1);
+                o[2 * x] = ((this * 3 + last + 8) >> 4) as u8;
+                o[2 * x + 1] = ((this * 3 + next + 7) >> 4) as u8;
+                last = this;
+                this = next;
+            }
+            o[2 * (cw - 1)] = ((this * 3 + last + 8) >> 4) as u8;
+            o[2 * (cw - 1) + 1] = ((this * 4 + 7) >> 4) as u8;
+        }
+    }
+    out
 }
 
 #[cfg(test)]
