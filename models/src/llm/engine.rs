@@ -508,8 +508,10 @@ fn forward(weights: &mut ModelWeights, input: &[u32], position: usize) -> Result
 /// The next token and its log-probability under the unconstrained distribution.
 fn sample(seq: &mut Sequence, mut logits: Vec<f32>) -> Result<(u32, f32), String> {
     let log_norm = log_sum_exp(&logits);
-    let raw = logits.clone();
+    // The unmasked logits, kept only when a mask will change them.
+    let mut raw = None;
     if let Some(constraint) = seq.request.constraint.as_mut() {
+        raw = Some(logits.clone());
         constraint
             .mask_logits(&mut logits)
             .map_err(|e| e.to_string())?;
@@ -517,6 +519,8 @@ fn sample(seq: &mut Sequence, mut logits: Vec<f32>) -> Result<(u32, f32), String
     let tensor = Tensor::new(logits.as_slice(), &Device::Cpu).map_err(|e| e.to_string())?;
     let token = seq.sampler.sample(&tensor).map_err(|e| e.to_string())?;
     let logprob = raw
+        .as_ref()
+        .unwrap_or(&logits)
         .get(token as usize)
         .map_or(f32::NEG_INFINITY, |l| l - log_norm);
     Ok((token, logprob))

@@ -12,7 +12,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ember_models::llm::chat::{tools_prompt, ChatMessage};
-use ember_models::llm::constraint::ConstraintSpec;
+use ember_models::llm::constraint::{Constraint, ConstraintSpec};
 use ember_models::llm::{
     FinishReason, GenerationEvent, GenerationRequest, LlmEngine, SamplingParams,
 };
@@ -74,8 +74,8 @@ async fn respond(
     endpoint: Endpoint,
 ) -> Result<Response, ApiError> {
     let llm = engine(state)?;
-    let (format, spec) = output_constraint(llm, &request)?;
-    let prompt = prompt_tokens(llm, &request, &format)?;
+    let mut output = output_constraint(llm, &request)?;
+    let prompt = prompt_tokens(llm, &request, &output.format)?;
     let max_tokens = request.max_tokens.unwrap_or(match endpoint {
         Endpoint::Chat => DEFAULT_CHAT_MAX_TOKENS
             .min(llm.context_length().saturating_sub(prompt.len()))
@@ -86,7 +86,7 @@ async fn respond(
     let cancel = CancelToken::default();
     let mut receivers = Vec::with_capacity(request.n);
     for choice in 0..request.n {
-        let constraint = spec.as_ref().map(|s| llm.constraint(s)).transpose()?;
+        let constraint = output.next_constraint(llm)?;
         let (events, receiver) = unbounded_channel();
         llm.submit(GenerationRequest {
             prompt: prompt.clone(),
@@ -122,7 +122,7 @@ async fn respond(
             .clone()
             .unwrap_or_else(|| llm.id().to_string()),
         endpoint,
-        calls: match format {
+        calls: match output.format {
             OutputFormat::ToolCall(_) => Calls::Required,
             OutputFormat::ToolCallOrText(_) => Calls::Optional,
             _ => Calls::None,
@@ -201,14 +201,30 @@ fn prompt_tokens(
     Ok(llm.chat_prompt(&messages)?)
 }
 
+/// The output format, its constraint spec, and that spec compiled once before anything
+/// is submitted (a bad schema or grammar is a 400 then); the first choice uses that
+/// compilation, further choices compile their own.
+struct Output {
+    format: OutputFormat,
+    spec: Option<ConstraintSpec>,
+    compiled: Option<Constraint>,
+}
+
+impl Output {
+    /// A fresh constraint for the next choice (`None` when output is free).
+    fn next_constraint(&mut self, llm: &LlmEngine) -> Result<Option<Constraint>, ApiError> {
+        if let Some(compiled) = self.compiled.take() {
+            return Ok(Some(compiled));
+        }
+        Ok(self.spec.as_ref().map(|s| llm.constraint(s)).transpose()?)
+    }
+}
+
 /// The output format and its constraint: the request's, or a schema its prompt asks
 /// for (see [`prompt_schema`]). A schema taken from the prompt that does not compile is
 /// dropped with a log line: the client never sent it as a constraint. `auto` tool
 /// choice becomes a required call unless the server lets the model answer in text.
-fn output_constraint(
-    llm: &LlmEngine,
-    request: &ChatRequest,
-) -> Result<(OutputFormat, Option<ConstraintSpec>), ApiError> {
+fn output_constraint(llm: &LlmEngine, request: &ChatRequest) -> Result<Output, ApiError> {
     let format = match &request.format {
         OutputFormat::ToolCallOrText(functions) if !llm.auto_tool_text() => {
             OutputFormat::ToolCall(functions.clone())
@@ -220,16 +236,25 @@ fn output_constraint(
         if refined != format {
             let spec = constraint_spec(&refined)?;
             match spec.as_ref().map(|s| llm.constraint(s)).transpose() {
-                Ok(_) => {
+                Ok(compiled) => {
                     tracing::debug!("output constrained to the JSON schema in the prompt");
-                    return Ok((refined, spec));
+                    return Ok(Output {
+                        format: refined,
+                        spec,
+                        compiled,
+                    });
                 }
                 Err(e) => tracing::info!(error = %e, "the JSON schema in the prompt was not used"),
             }
         }
     }
     let spec = constraint_spec(&format)?;
-    Ok((format, spec))
+    let compiled = spec.as_ref().map(|s| llm.constraint(s)).transpose()?;
+    Ok(Output {
+        format,
+        spec,
+        compiled,
+    })
 }
 
 fn constraint_spec(format: &OutputFormat) -> Result<Option<ConstraintSpec>, ApiError> {
